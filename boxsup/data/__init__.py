@@ -1,0 +1,58 @@
+"""Datasets: one Sample type for every source, and ``load_dataset`` to open any of them by name.
+
+Names: ``toy`` (train/val/test/trainval with masks, ``extra`` boxes-only COCO json),
+``toy-context``, ``voc2012`` (train/val/trainval/test), ``voc2012-aug`` (SBD's 10,582 train_aug),
+``voc2007`` (boxes, trainval/test), ``coco`` / ``coco80`` (split = train2014, val2017, ...),
+``context`` (PASCAL-Context 59 + background), or a path to any VOC-layout folder.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .sample import IGNORE, VOC_CLASSES, DataError, Sample, read_image, read_label_png, tight_box
+from .synthetic import CONTEXT_CLASSES, TOY_CLASSES, default_data_root, ensure_toy
+from .voc import VOCLayout
+
+__all__ = ["IGNORE", "VOC_CLASSES", "DataError", "Sample", "VOCLayout", "load_dataset", "ensure_toy",
+           "default_data_root", "read_image", "read_label_png", "tight_box", "TOY_CLASSES",
+           "CONTEXT_CLASSES"]
+
+
+def load_dataset(name: str, split: str, data_root: str | os.PathLike | None = None, *,
+                 masks: str | None = None):
+    """Open a dataset split as a sequence of Samples (see the module docstring for names).
+
+    ``masks`` overrides whether masks are read ("required", "optional", "none"); the default is
+    what the split has. The toy benchmark is generated on first use.
+    """
+    root = default_data_root(data_root)
+    if name in ("toy", "toy-context"):
+        ensure_toy(root)
+        if name == "toy" and split == "extra":
+            from .coco import COCODataset
+            return COCODataset(root / "toy_coco/images/extra", root / "toy_coco/annotations/instances_extra.json",
+                               classes=TOY_CLASSES, masks=masks or "optional")
+        if name == "toy":
+            return VOCLayout(root / "VOCdevkit/TOY", split, masks=masks or "required")
+        return VOCLayout(root / "VOCdevkit/TOYCTX", split, mask_dir="SegmentationClassContext",
+                         image_set="SegmentationContext", masks=masks or "required")
+    if name == "voc2012":
+        return VOCLayout(root / "VOCdevkit/VOC2012", split,
+                         masks=masks or ("none" if split == "test" else "required"))
+    if name == "voc2012-aug":
+        from .sbd import VOCAug
+        return VOCAug(root, split, masks=masks or "required")
+    if name == "voc2007":
+        return VOCLayout(root / "VOCdevkit/VOC2007", split, image_set="Main", masks=masks or "none")
+    if name in ("coco", "coco80"):
+        from .coco import coco_split
+        return coco_split(root, split, classes="voc" if name == "coco" else "all", masks=masks or "optional")
+    if name == "context":
+        from .context import PascalContext
+        return PascalContext(root, split)
+    path = Path(name)
+    if path.is_dir():
+        return VOCLayout(path, split, masks=masks or "optional")
+    raise DataError(f"unknown dataset {name!r}: expected one of toy, toy-context, voc2012, voc2012-aug, "
+                    "voc2007, coco, coco80, context, or a path to a VOC-layout folder")

@@ -1,0 +1,342 @@
+"""The embedded synthetic benchmark: small images where box supervision is genuinely hard.
+
+Objects fill only part of their box (discs, triangles, stars, rings with holes, crescents, thin
+crosses); class identity is carried by shape AND a class-typical texture, never by colour (colours
+are random per object); backgrounds are cluttered textures with unlabelled distractor shapes drawn in
+the same texture families; objects occlude each other and vary in size, aspect and rotation.
+
+It is written to disk in the real formats and read back by the real loaders:
+``<root>/VOCdevkit/TOY`` (VOC devkit layout: train/val/test with masks), ``<root>/toy_coco``
+(COCO instances json with RLE for the boxes-only ``extra`` split, which plays COCO) and
+``<root>/VOCdevkit/TOYCTX`` (the PASCAL-Context layout: labelled stuff regions behind the objects).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from .sample import IGNORE, atomic_path, tight_box, write_jpeg, write_palette_png
+
+THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
+STUFF = ("sand", "water", "brick", "foliage")
+TOY_CLASSES = ("background",) + THINGS
+CONTEXT_CLASSES = ("background",) + THINGS + STUFF
+VERSION = 3  # bump when the generator changes so cached data is regenerated
+
+
+@dataclass(frozen=True)
+class ToySpec:
+    seed: int = 0
+    size: int = 112
+    train: int = 240
+    extra: int = 960
+    val: int = 160
+    test: int = 160
+    context_train: int = 240
+    context_val: int = 120
+    max_objects: int = 3
+    border: int = 1  # width of the 255 band around object boundaries, as in VOC's label maps
+
+
+# --- shapes: a boolean mask of each shape in unit coordinates (u, v) in [-1, 1]^2 -----------------
+
+def _shape(kind: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r = np.hypot(u, v)
+    if kind in ("disc", "ellipse"):
+        return r <= 1
+    if kind == "triangle":
+        return (v <= 1) & (v >= -1) & (np.abs(u) <= (v + 1) / 2)
+    if kind == "star":
+        t = np.arctan2(v, u) + np.pi / 2
+        inner = rng.uniform(0.35, 0.45)
+        k = (np.mod(t, 2 * np.pi / 5) / (2 * np.pi / 5))  # 0..1 within one spike
+        rad = inner + (1 - inner) * np.abs(1 - 2 * k) ** 1.6
+        return r <= rad
+    if kind == "ring":
+        return (r <= 1) & (r >= rng.uniform(0.5, 0.65))
+    if kind == "crescent":
+        off, rr = rng.uniform(0.35, 0.55), rng.uniform(0.8, 0.95)
+        return (r <= 1) & (np.hypot(u - off, v + 0.1) > rr)
+    if kind == "cross":
+        w = rng.uniform(0.16, 0.26)
+        return ((np.abs(u) <= w) | (np.abs(v) <= w)) & (np.abs(u) <= 1) & (np.abs(v) <= 1)
+    if kind == "square":
+        return (np.abs(u) <= 1) & (np.abs(v) <= 1)
+    if kind == "bar":
+        return (np.abs(u) <= 1) & (np.abs(v) <= 0.3)
+    if kind == "blob":
+        t = np.arctan2(v, u)
+        a = rng.uniform(0.1, 0.3, 3)
+        ph = rng.uniform(0, 2 * np.pi, 3)
+        rad = 0.75 + sum(a[i] * np.sin((i + 2) * t + ph[i]) for i in range(3))
+        return r <= rad
+    raise ValueError(kind)
+
+
+DISTRACTORS = ("square", "ellipse", "bar", "blob")
+
+
+def _place(kind: str, cy: float, cx: float, ry: float, rx: float, angle: float, yy, xx, rng) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    dy, dx = yy - cy, xx - cx
+    u = (c * dx + s * dy) / rx
+    v = (-s * dx + c * dy) / ry
+    return _shape(kind, u, v, rng)
+
+
+# --- textures: a field t in [0, 1]; colour = mix of two random colours by t ---------------------
+
+def _smooth_noise(rng, h: int, w: int, cell: int) -> np.ndarray:
+    small = rng.random((max(2, h // cell + 2), max(2, w // cell + 2))).astype(np.float32)
+    big = cv2.resize(small, (w + 2 * cell, h + 2 * cell), interpolation=cv2.INTER_CUBIC)
+    return np.clip(big[cell:cell + h, cell:cell + w], 0, 1)
+
+
+def _texture(family: int, yy, xx, rng) -> np.ndarray:
+    h, w = yy.shape
+    if family == 0:    # near-horizontal stripes
+        a, p = rng.uniform(-0.35, 0.35), rng.uniform(4, 6)
+        return 0.5 + 0.5 * np.sin(2 * np.pi * (np.cos(a) * yy + np.sin(a) * xx) / p)
+    if family == 1:    # checkerboard
+        p = rng.uniform(4, 7)
+        return ((np.floor(yy / p) + np.floor(xx / p)) % 2).astype(np.float32)
+    if family == 2:    # dots
+        p = rng.uniform(5, 7)
+        return (np.hypot((yy % p) - p / 2, (xx % p) - p / 2) < p / 3.2).astype(np.float32)
+    if family == 3:    # diagonal stripes
+        a, p = rng.choice([-1, 1]) * rng.uniform(0.6, 1.0), rng.uniform(3, 5)
+        return (np.sin(2 * np.pi * (np.cos(a) * yy + np.sin(a) * xx) / p) > 0).astype(np.float32)
+    if family == 4:    # blotches
+        return (_smooth_noise(rng, h, w, 5) > 0.5).astype(np.float32)
+    if family == 5:    # grid lines
+        p = rng.uniform(5, 8)
+        return (((yy % p) < 1.5) | ((xx % p) < 1.5)).astype(np.float32)
+    if family == 6:    # plain with a little shading
+        return _smooth_noise(rng, h, w, 24) * 0.3
+    if family == 7:    # fine noise
+        return rng.random((h, w)).astype(np.float32)
+    raise ValueError(family)
+
+
+def _colours(rng, contrast: float) -> tuple[np.ndarray, np.ndarray]:
+    c0 = rng.uniform(0, 255, 3)
+    direction = rng.normal(size=3)
+    c1 = np.clip(c0 + contrast * 255 * direction / np.linalg.norm(direction), 0, 255)
+    return c0.astype(np.float32), c1.astype(np.float32)
+
+
+def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast: float) -> None:
+    t = _texture(family, yy, xx, rng)
+    c0, c1 = _colours(rng, contrast)
+    col = c0 + t[..., None] * (c1 - c0)
+    img[mask] = col[mask]
+
+
+def _background(rng, yy, xx) -> np.ndarray:
+    h, w = yy.shape
+    img = np.empty((h, w, 3), np.float32)
+    _paint(img, np.ones((h, w), bool), int(rng.integers(0, 8)), yy, xx, rng, rng.uniform(0.15, 0.5))
+    # a few large low-contrast patches of other textures: clutter without object shapes
+    for _ in range(rng.integers(1, 4)):
+        patch = _smooth_noise(rng, h, w, int(rng.integers(14, 30))) > rng.uniform(0.55, 0.7)
+        _paint(img, patch, int(rng.integers(0, 8)), yy, xx, rng, rng.uniform(0.15, 0.5))
+    return img
+
+
+def _stuff_map(rng, yy, xx, n_stuff: int) -> np.ndarray:
+    """Voronoi cells with wobbly borders, each a stuff class (or unlabelled 0)."""
+    h, w = yy.shape
+    k = int(rng.integers(2, 5))
+    seeds = rng.uniform(0, [h, w], size=(k, 2))
+    wob_y = (_smooth_noise(rng, h, w, 16) - 0.5) * 20
+    wob_x = (_smooth_noise(rng, h, w, 16) - 0.5) * 20
+    d = (yy[None] + wob_y - seeds[:, 0, None, None]) ** 2 + (xx[None] + wob_x - seeds[:, 1, None, None]) ** 2
+    cell = d.argmin(0)
+    classes = rng.integers(0, n_stuff + 1, size=k)  # 0 = unlabelled stuff
+    return classes[cell]
+
+
+def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """One image: (RGB uint8, class map with 255 borders, instance map with 255 borders, labels)."""
+    s = spec.size
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
+    label = np.zeros((s, s), np.uint8)
+    if context:
+        stuff = _stuff_map(rng, yy, xx, len(STUFF))
+        img = np.empty((s, s, 3), np.float32)
+        for k in np.unique(stuff):
+            # each stuff class has its own texture family, so it can be recognised
+            fam = 6 if k == 0 else int(k) + 3  # 1..4 -> 4..7
+            _paint(img, stuff == k, fam, yy, xx, rng, rng.uniform(0.2, 0.5))
+            if k > 0:
+                label[stuff == k] = len(THINGS) + k
+    else:
+        img = _background(rng, yy, xx)
+    for _ in range(rng.integers(1, 4)):  # unlabelled distractors in the same texture families
+        kind = DISTRACTORS[rng.integers(len(DISTRACTORS))]
+        r = rng.uniform(0.06, 0.2) * s
+        m = _place(kind, rng.uniform(0, s), rng.uniform(0, s), r * rng.uniform(0.6, 1.4), r,
+                   rng.uniform(0, np.pi), yy, xx, rng)
+        _paint(img, m, int(rng.integers(0, 6)), yy, xx, rng, rng.uniform(0.3, 0.8))
+        label[m] = 0
+    inst = np.zeros((s, s), np.uint8)
+    labels: list[int] = []
+    n = int(rng.integers(1, spec.max_objects + 1))
+    for _ in range(n):
+        c = int(rng.integers(len(THINGS)))
+        for _try in range(10):
+            r = rng.uniform(0.12, 0.3) * s
+            ry, rx = r * rng.uniform(0.7, 1.3), r * rng.uniform(0.7, 1.3)
+            cy, cx = rng.uniform(0.2 * s, 0.8 * s), rng.uniform(0.2 * s, 0.8 * s)
+            m = _place(THINGS[c], cy, cx, ry, rx, rng.uniform(-0.5, 0.5) + (c == 5) * rng.uniform(0, 0.8),
+                       yy, xx, rng)
+            # keep each earlier object mostly visible (occlusion, not obliteration)
+            ok = m.sum() >= 40 and all(((inst == j + 1) & ~m).sum() >= 0.6 * (inst == j + 1).sum()
+                                       for j in range(len(labels)))
+            if ok:
+                break
+        else:
+            continue
+        _paint(img, m, c, yy, xx, rng, rng.uniform(0.35, 0.8))
+        labels.append(c + 1)
+        inst[m] = len(labels)
+        label[m] = c + 1
+    img = cv2.GaussianBlur(img, (0, 0), 0.6)
+    img += rng.normal(0, 4, img.shape).astype(np.float32)
+    if spec.border:
+        edges = np.zeros((s, s), bool)
+        for a in (label, inst):
+            edges[:, 1:] |= a[:, 1:] != a[:, :-1]
+            edges[1:, :] |= a[1:, :] != a[:-1, :]
+        band = cv2.dilate(edges.astype(np.uint8), np.ones((spec.border + 1,) * 2, np.uint8)) > 0
+        label = label.copy()
+        label[band] = IGNORE
+        inst = inst.copy()
+        inst[band & (inst > 0)] = IGNORE
+    return np.clip(img, 0, 255).astype(np.uint8), label, inst, labels
+
+
+def _boxes_from_instances(inst: np.ndarray, n: int) -> list[np.ndarray]:
+    # the band of 255 on an object's rim belongs to the object for its box (VOC boxes are tight
+    # to the whole object), so grow each instance by the band before taking its tight box
+    out = []
+    for k in range(1, n + 1):
+        m = inst == k
+        grown = cv2.dilate(m.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        m = m | (grown & (inst == IGNORE))
+        out.append(tight_box(m))
+    return out
+
+
+def _voc_xml(image_id: str, size: int, boxes, labels, classes) -> str:
+    objs = "".join(
+        f"<object><name>{classes[lab]}</name><difficult>0</difficult><truncated>0</truncated>"
+        f"<bndbox><xmin>{int(b[0]) + 1}</xmin><ymin>{int(b[1]) + 1}</ymin>"
+        f"<xmax>{int(b[2])}</xmax><ymax>{int(b[3])}</ymax></bndbox></object>"
+        for b, lab in zip(boxes, labels))
+    return (f"<annotation><folder>TOY</folder><filename>{image_id}.jpg</filename><size><width>{size}"
+            f"</width><height>{size}</height><depth>3</depth></size><segmented>1</segmented>{objs}</annotation>")
+
+
+def _write_voc_split(root: Path, split: str, n: int, rng, spec: ToySpec, context: bool,
+                     classes: tuple[str, ...], mask_dir: str, image_set: str) -> list[str]:
+    ids = []
+    for i in tqdm(range(n), desc=f"toy {root.name}/{split}", leave=False, mininterval=1):
+        image_id = f"{split}_{i:05d}"
+        img, label, inst, labels = render(rng, spec, context)
+        boxes = _boxes_from_instances(inst, len(labels))
+        write_jpeg(root / "JPEGImages" / f"{image_id}.jpg", img)
+        write_palette_png(root / mask_dir / f"{image_id}.png", label)
+        write_palette_png(root / "SegmentationObject" / f"{image_id}.png", inst)
+        xml = _voc_xml(image_id, spec.size, boxes, labels, classes)
+        (root / "Annotations").mkdir(parents=True, exist_ok=True)
+        (root / "Annotations" / f"{image_id}.xml").write_text(xml)
+        ids.append(image_id)
+    sets = root / "ImageSets" / image_set
+    sets.mkdir(parents=True, exist_ok=True)
+    (sets / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return ids
+
+
+def _write_coco_split(root: Path, split: str, n: int, rng, spec: ToySpec) -> None:
+    from pycocotools import mask as mask_utils
+
+    images, anns = [], []
+    for i in tqdm(range(n), desc=f"toy coco/{split}", leave=False, mininterval=1):
+        img, label, inst, labels = render(rng, spec)
+        fname = f"{split}_{i:06d}.jpg"
+        write_jpeg(root / "images" / split / fname, img)
+        images.append({"id": i + 1, "file_name": fname, "height": spec.size, "width": spec.size})
+        for k, (box, lab) in enumerate(zip(_boxes_from_instances(inst, len(labels)), labels)):
+            m = np.asfortranarray((inst == k + 1).astype(np.uint8))
+            rle = mask_utils.encode(m)
+            rle["counts"] = rle["counts"].decode("ascii")
+            x0, y0, x1, y1 = (float(v) for v in box)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(lab),
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": float(m.sum()),
+                         "iscrowd": 0, "segmentation": rle})
+    cats = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(THINGS)]
+    path = root / "annotations" / f"instances_{split}.json"
+    tmp = atomic_path(path)
+    tmp.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    os.replace(tmp, path)
+
+
+def default_data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """``data_root`` argument, else ``$BOXSUP_DATA``, else ``./data``."""
+    return Path(data_root or os.environ.get("BOXSUP_DATA") or "data").expanduser()
+
+
+def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec = ToySpec()) -> Path:
+    """Generate the toy benchmark under ``data_root`` unless an identical one is already there.
+
+    Generation happens in a temporary folder that is renamed into place at the end, so a killed
+    generation never leaves a half-written benchmark behind. Returns the data root.
+    """
+    root = default_data_root(data_root)
+    stamp = {"version": VERSION, **asdict(spec)}
+    marker = root / "toy.json"
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()).get("spec") == stamp:
+                return root
+        except json.JSONDecodeError:
+            pass
+    root.mkdir(parents=True, exist_ok=True)
+    work = root / f".toy-tmp-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(spec.seed)
+    voc = work / "VOCdevkit" / "TOY"
+    for split in ("train", "val", "test"):
+        _write_voc_split(voc, split, getattr(spec, split), rng, spec, False, TOY_CLASSES,
+                         "SegmentationClass", "Segmentation")
+    (voc / "ImageSets" / "Segmentation" / "trainval.txt").write_text(
+        (voc / "ImageSets/Segmentation/train.txt").read_text() + (voc / "ImageSets/Segmentation/val.txt").read_text())
+    (voc / "classes.txt").write_text("\n".join(TOY_CLASSES) + "\n")
+    _write_coco_split(work / "toy_coco", "extra", spec.extra, rng, spec)
+    ctx = work / "VOCdevkit" / "TOYCTX"
+    for split, n in (("train", spec.context_train), ("val", spec.context_val)):
+        _write_voc_split(ctx, split, n, rng, spec, True, CONTEXT_CLASSES, "SegmentationClassContext",
+                         "SegmentationContext")
+    (ctx / "classes.txt").write_text("\n".join(CONTEXT_CLASSES) + "\n")
+    for sub in ("VOCdevkit/TOY", "VOCdevkit/TOYCTX", "toy_coco"):
+        dst = root / sub
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(dst, ignore_errors=True)
+        os.replace(work / sub, dst)
+    shutil.rmtree(work, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    tmp = atomic_path(marker)
+    tmp.write_text(json.dumps({"spec": stamp, "seconds": round(seconds, 2)}, indent=1))
+    os.replace(tmp, marker)
+    return root
