@@ -29,7 +29,7 @@ THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
 STUFF = ("sand", "water", "brick", "foliage")
 TOY_CLASSES = ("background",) + THINGS
 CONTEXT_CLASSES = ("background",) + THINGS + STUFF
-VERSION = 3  # bump when the generator changes so cached data is regenerated
+VERSION = 4  # bump when the generator changes so cached data is regenerated
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,23 @@ def _texture(family: int, yy, xx, rng) -> np.ndarray:
         return _smooth_noise(rng, h, w, 24) * 0.3
     if family == 7:    # fine noise
         return rng.random((h, w)).astype(np.float32)
+    if family == 8:    # wavy lines
+        p, a = rng.uniform(6, 10), rng.uniform(2, 5)
+        return 0.5 + 0.5 * np.sin(2 * np.pi * (yy + a * np.sin(2 * np.pi * xx / rng.uniform(15, 30))) / p)
+    if family == 9:    # large speckles
+        return (_smooth_noise(rng, h, w, 3) > 0.6).astype(np.float32)
+    if family == 10:   # bricks (context stuff only)
+        p = rng.uniform(6, 9)
+        row = np.floor(yy / p)
+        return (((yy % p) < 1.5) | (((xx + (row % 2) * p) % (2 * p)) < 1.5)).astype(np.float32)
     raise ValueError(family)
+
+
+# Object classes wear families 0-5 (class c -> family c). Backgrounds and most distractors wear the
+# other families; a share of distractors wear a class family on a non-class shape, so that texture
+# alone never settles the class and shape has to be learned too.
+BACKGROUND_FAMILIES = (6, 7, 8, 9)
+CONFUSER_SHARE = 0.35
 
 
 def _colours(rng, contrast: float) -> tuple[np.ndarray, np.ndarray]:
@@ -143,11 +159,11 @@ def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast
 def _background(rng, yy, xx) -> np.ndarray:
     h, w = yy.shape
     img = np.empty((h, w, 3), np.float32)
-    _paint(img, np.ones((h, w), bool), int(rng.integers(0, 8)), yy, xx, rng, rng.uniform(0.15, 0.5))
+    _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.15, 0.5))
     # a few large low-contrast patches of other textures: clutter without object shapes
     for _ in range(rng.integers(1, 4)):
         patch = _smooth_noise(rng, h, w, int(rng.integers(14, 30))) > rng.uniform(0.55, 0.7)
-        _paint(img, patch, int(rng.integers(0, 8)), yy, xx, rng, rng.uniform(0.15, 0.5))
+        _paint(img, patch, int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.15, 0.5))
     return img
 
 
@@ -175,7 +191,7 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
         img = np.empty((s, s, 3), np.float32)
         for k in np.unique(stuff):
             # each stuff class has its own texture family, so it can be recognised
-            fam = 6 if k == 0 else int(k) + 3  # 1..4 -> 4..7
+            fam = 7 if k == 0 else (6, 8, 9, 10)[int(k) - 1]  # stuff classes wear their own families
             _paint(img, stuff == k, fam, yy, xx, rng, rng.uniform(0.2, 0.5))
             if k > 0:
                 label[stuff == k] = len(THINGS) + k
@@ -186,7 +202,8 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
         r = rng.uniform(0.06, 0.2) * s
         m = _place(kind, rng.uniform(0, s), rng.uniform(0, s), r * rng.uniform(0.6, 1.4), r,
                    rng.uniform(0, np.pi), yy, xx, rng)
-        _paint(img, m, int(rng.integers(0, 6)), yy, xx, rng, rng.uniform(0.3, 0.8))
+        fam = int(rng.integers(0, 6)) if rng.random() < CONFUSER_SHARE else int(rng.choice(BACKGROUND_FAMILIES))
+        _paint(img, m, fam, yy, xx, rng, rng.uniform(0.3, 0.8))
         label[m] = 0
     inst = np.zeros((s, s), np.uint8)
     labels: list[int] = []

@@ -52,6 +52,13 @@ def parse_voc_xml(path: Path, classes: tuple[str, ...], skip_difficult: bool = F
             difficult)
 
 
+def clip_border_pixel(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    """VOC XML boxes sometimes reach one pixel past the border: pull those back in, and only those,
+    so a box further outside still fails ``check_boxes``."""
+    limit = np.array([width, height, width, height], dtype=np.float32)
+    return np.where(boxes <= limit + 1, np.minimum(boxes, limit), boxes).astype(np.float32)
+
+
 def read_classes_file(root: Path) -> tuple[str, ...] | None:
     """A folder may name its own classes in ``classes.txt`` (background first); VOC's otherwise."""
     f = Path(root) / "classes.txt"
@@ -106,8 +113,7 @@ class VOCLayout:
         h, w = image.shape[:2]
         xml = self.root / "Annotations" / f"{image_id}.xml"
         boxes, labels, difficult = parse_voc_xml(xml, self.classes, self.skip_difficult)
-        # VOC XML boxes sometimes touch the border one pixel past it; clip by at most one pixel.
-        boxes = np.minimum(boxes, np.array([w, h, w, h], dtype=np.float32))
+        boxes = clip_border_pixel(boxes, h, w)
         check_boxes(boxes, labels, h, w, str(xml), self.num_classes)
         mask = instances = None
         if self.masks != "none":

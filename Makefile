@@ -1,0 +1,43 @@
+# Two commands for a fresh clone: `make reports` (the main job) and `make test`.
+# Every target creates .venv when missing and installs into it; re-running is a no-op.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml env/requirements-torch.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install test test-fast reports data benchmarks clean-runs lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml env/requirements-torch.txt | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the CPU/CUDA wheel this project is tested with (see env/README.md)
+	$(BIN)/python -m pip install -q -r env/requirements-torch.txt
+	$(BIN)/python -m pip install -q -e '.[crf,notebooks,dev]'
+	# a Jupyter kernel named "boxsup" inside the venv, for papermill -k boxsup and JupyterLab
+	$(BIN)/python -m ipykernel install --prefix $(abspath $(VENV)) --name boxsup --display-name "boxsup" >/dev/null
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+data: install
+	$(BIN)/boxsup data
+
+reports: install
+	$(BIN)/boxsup report
+
+benchmarks: install
+	$(BIN)/python benchmarks/proposals.py
+	$(BIN)/python benchmarks/relabel.py
+	$(BIN)/python benchmarks/crf.py
+
+clean-runs:
+	rm -rf runs

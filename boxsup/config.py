@@ -1,0 +1,159 @@
+"""One dataclass per run. Its fields are the notebook parameters; ``Config(**params)`` validates
+every field before any compute and fills ``None`` fields from the profile's defaults.
+
+Profiles: ``toy`` (the embedded synthetic benchmark, CPU, minutes) and ``paper`` (PASCAL VOC 2012 +
+SBD, COCO, VGG-16 DeepLab-LargeFOV, the paper's schedule: batch 20, lr 1e-3 / 10 every 15 epochs,
+45 epochs). Both go through the same code; only these defaults differ.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+PROFILES = ("toy", "paper")
+SUPERVISIONS = ("mask", "box", "semi", "rect", "grabcut", "crfbox")
+EXTRAS = ("none", "boxes", "masks")
+PROPOSALS = ("mcg-ours", "mcg", "ss", "gop-ours")
+ARCHS = ("toyfcn", "deeplab-largefov", "deeplabv3-resnet101")
+
+# Profile defaults for fields left at None. The toy schedule keeps the paper's shape (three lr
+# steps of equal length) at a size that trains in about two minutes on two CPU cores.
+DEFAULTS = {
+    "toy": dict(dataset="toy", extra_dataset="toy:extra", arch="toyfcn", pretrained=False, epochs=30,
+                lr_step=10, lr=0.05, head_lr_mult=1.0, batch_size=16, crop=96, proposals="mcg-ours",
+                eval_split="val", semi_masks=0.15),
+    "paper": dict(dataset="voc2012-aug", extra_dataset="coco:train2014", arch="deeplab-largefov",
+                  pretrained=True, epochs=45, lr_step=15, lr=1e-3, head_lr_mult=10.0, batch_size=20, crop=321,
+                  proposals="mcg", eval_split="val", semi_masks=1464),
+}
+
+# Fields that do not change what a run learns: excluded from the run's identity (its hash).
+NOT_IN_KEY = {"device", "runs_dir", "data_root", "use_crf", "workers", "name", "proposals_dir",
+              "snapshot_ids", "eval_scales"}
+
+
+def _allowed(name: str, value, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
+
+
+@dataclass
+class Config:
+    profile: str = "toy"
+    supervision: str = "mask"   # mask | box (BoxSup) | semi | rect | grabcut | crfbox (fixed masks)
+    extra: str = "none"         # none | boxes | masks: add the extra set (COCO at paper scale)
+    k: int = 5                  # sample among the k lowest costs (k = 1: arg-min, "w/o sampling")
+    lam: float = 3.0            # weight of the regression term Er
+    proposals: str | None = None
+    dataset: str | None = None
+    train_split: str = "train"
+    eval_split: str | None = None
+    extra_dataset: str | None = None
+    semi_masks: float | None = None  # fraction (< 1) or count (>= 1) of train images keeping masks
+    arch: str | None = None
+    pretrained: bool | None = None
+    init_from: str | None = None     # a finished run dir: start from its weights (new classifier)
+    epochs: int | None = None
+    lr: float | None = None
+    lr_step: int | None = None
+    batch_size: int | None = None
+    crop: int | None = None
+    head_lr_mult: float | None = None  # classifier lr multiplier: 10 (DeepLab, pre-trained body) or 1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    device: str = "auto"
+    use_crf: bool = False
+    eval_scales: tuple[float, ...] = (1.0,)
+    data_root: str | None = None
+    runs_dir: str = "runs"
+    proposals_dir: str | None = None
+    workers: int = 0
+    name: str | None = None
+    snapshot_ids: tuple[int, ...] = (0, 1, 2, 3)  # train images whose estimated masks are kept (Fig. 3)
+
+    def __post_init__(self) -> None:
+        _allowed("profile", self.profile, PROFILES)
+        for k, v in DEFAULTS[self.profile].items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        _allowed("supervision", self.supervision, SUPERVISIONS)
+        _allowed("extra", self.extra, EXTRAS)
+        _allowed("proposals", self.proposals, PROPOSALS)
+        _allowed("arch", self.arch, ARCHS)
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device={self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
+        for name in ("k", "epochs", "lr_step", "batch_size", "crop"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}={v!r} is not allowed; it must be a positive integer")
+        for name in ("lam", "lr", "momentum", "weight_decay", "head_lr_mult"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"{name}={v!r} is not allowed; it must be a non-negative number")
+        if not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} is not allowed; it must be positive")
+        if self.semi_masks is None or self.semi_masks <= 0:
+            raise ValueError(f"semi_masks={self.semi_masks!r}; give a fraction in (0, 1) or a count >= 1")
+        self.eval_scales = tuple(float(s) for s in self.eval_scales)
+        if not self.eval_scales or min(self.eval_scales) <= 0:
+            raise ValueError(f"eval_scales={self.eval_scales!r}; need one or more positive scales")
+        self.snapshot_ids = tuple(int(i) for i in self.snapshot_ids)
+        if self.workers < 0:
+            raise ValueError(f"workers={self.workers!r}; it must be >= 0")
+        if self.name is None:
+            self.name = self.default_name()
+
+    def default_name(self) -> str:
+        parts = [self.profile, self.supervision]
+        if self.supervision == "box":
+            parts.append(f"k{self.k}")
+        if self.extra != "none":
+            parts.append(f"extra-{self.extra}")
+        return "-".join(parts)
+
+    @property
+    def uses_proposals(self) -> bool:
+        return self.supervision in ("box", "semi") or self.extra == "boxes"
+
+    def key(self) -> str:
+        """Hash of everything that changes what the run learns (not where it runs or is stored)."""
+        from .data.synthetic import VERSION
+
+        d = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_KEY}
+        d["toy_version"] = VERSION  # a regenerated benchmark invalidates cached toy runs
+        if not self.uses_proposals:  # k, lam and the proposal method do not matter then
+            for k in ("k", "lam", "proposals"):
+                d.pop(k)
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def run_name(self) -> str:
+        return f"{self.name}-{self.key()}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["eval_scales"] = list(d["eval_scales"])
+        d["snapshot_ids"] = list(d["snapshot_ids"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config field(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "Config":
+        d = self.to_dict()
+        d.update(changes)
+        if "name" not in changes:
+            d["name"] = None
+        return Config.from_dict(d)
+
+
+def validate_params(**params) -> Config:
+    """Notebook entry: build and validate a Config from the notebook's parameters."""
+    return Config(**params)
+

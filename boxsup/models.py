@@ -1,0 +1,148 @@
+"""Networks behind one interface: ``model(x)`` takes an ImageNet-normalised N x 3 x H x W batch and
+returns class logits N x C x H x W at the input resolution; ``model.classifier`` is the last 1x1
+layer (learning rate x10 as in DeepLab, replaced for fine-tuning on a new label set).
+
+- ``deeplab-largefov``: the paper's network, DeepLab-LargeFOV on VGG-16 (output stride 8).
+- ``toyfcn``: a small dilated FCN for the embedded benchmark; trains in minutes on two CPU cores.
+- ``deeplabv3-resnet101``: a modern torchvision backbone behind the same interface (optional).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ARCHS = ("toyfcn", "deeplab-largefov", "deeplabv3-resnet101")
+
+
+class Segmenter(nn.Module):
+    """features -> classifier -> bilinear upsampling to the input size."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Conv2d):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        y = self.classifier(self.features(x))
+        return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def _cbr(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def toy_fcn(num_classes: int, width: int = 32) -> Segmenter:
+    """Output stride 4, receptive field ~100 px (dilations 2-4-8) so it sees whole toy objects."""
+    w = width
+    features = nn.Sequential(
+        *_cbr(3, w), *_cbr(w, w, stride=2),
+        *_cbr(w, 2 * w), *_cbr(2 * w, 2 * w, stride=2),
+        *_cbr(2 * w, 3 * w), *_cbr(3 * w, 3 * w, dilation=2), *_cbr(3 * w, 3 * w, dilation=4),
+        *_cbr(3 * w, 3 * w, dilation=8), nn.Dropout2d(0.1),
+    )
+    return Segmenter(features, nn.Conv2d(3 * w, num_classes, 1))
+
+
+def _load_vgg16_imagenet() -> nn.Module | None:
+    from torchvision.models import VGG16_Weights, vgg16
+    try:
+        return vgg16(weights=VGG16_Weights.IMAGENET1K_V1)
+    except Exception as e:  # no network / no cached file: the message says where to put it
+        warnings.warn(f"VGG-16 ImageNet weights could not be loaded ({type(e).__name__}: {e}). Place "
+                      "vgg16-397923af.pth in $TORCH_HOME/hub/checkpoints (default ~/.cache/torch) to "
+                      "use them; continuing from random initialisation.", stacklevel=3)
+        return None
+
+
+def deeplab_largefov(num_classes: int, pretrained: bool = True) -> Segmenter:
+    """VGG-16 convs; pool4/pool5 3x3 stride 1; conv5 dilation 2; fc6 3x3 dilation 12 (1024);
+    fc7 1x1 (1024); dropout 0.5; 1x1 classifier. Output stride 8."""
+    from torchvision.models import vgg16
+
+    vgg = _load_vgg16_imagenet() if pretrained else None
+    if vgg is None:
+        vgg = vgg16(weights=None)
+    layers: list[nn.Module] = []
+    n_pool = 0
+    for m in vgg.features:
+        if isinstance(m, nn.MaxPool2d):
+            n_pool += 1
+            # DeepLab: 3x3 pools with padding 1; the last two keep the resolution
+            layers.append(nn.MaxPool2d(3, stride=2 if n_pool <= 3 else 1, padding=1))
+            continue
+        if isinstance(m, nn.Conv2d) and n_pool == 4:
+            m.dilation, m.padding = (2, 2), (2, 2)
+        layers.append(m)
+    fc6 = nn.Conv2d(512, 1024, 3, padding=12, dilation=12)
+    fc7 = nn.Conv2d(1024, 1024, 1)
+    features = nn.Sequential(*layers, fc6, nn.ReLU(inplace=True), nn.Dropout2d(0.5),
+                             fc7, nn.ReLU(inplace=True), nn.Dropout2d(0.5))
+    classifier = nn.Conv2d(1024, num_classes, 1)
+    nn.init.normal_(classifier.weight, std=0.01)
+    nn.init.zeros_(classifier.bias)
+    return Segmenter(features, classifier)
+
+
+class _TVWrapper(nn.Module):
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def classifier(self) -> nn.Conv2d:
+        return self.net.classifier[-1]
+
+    @classifier.setter
+    def classifier(self, layer: nn.Conv2d) -> None:
+        self.net.classifier[-1] = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)["out"]
+
+
+def deeplabv3_resnet101(num_classes: int, pretrained: bool = True) -> nn.Module:
+    from torchvision.models import ResNet101_Weights
+    from torchvision.models.segmentation import deeplabv3_resnet101 as tv
+
+    weights = ResNet101_Weights.IMAGENET1K_V1 if pretrained else None
+    try:
+        net = tv(weights=None, weights_backbone=weights, num_classes=num_classes, aux_loss=False)
+    except Exception as e:
+        warnings.warn(f"ResNet-101 ImageNet weights could not be loaded ({e}); random initialisation.",
+                      stacklevel=2)
+        net = tv(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    return _TVWrapper(net)
+
+
+def build_model(arch: str, num_classes: int, pretrained: bool = False) -> nn.Module:
+    if arch == "toyfcn":
+        return toy_fcn(num_classes)
+    if arch == "deeplab-largefov":
+        return deeplab_largefov(num_classes, pretrained)
+    if arch == "deeplabv3-resnet101":
+        return deeplabv3_resnet101(num_classes, pretrained)
+    raise ValueError(f"arch={arch!r}; allowed: {', '.join(ARCHS)}")
+
+
+def replace_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """A fresh 1x1 classifier for a new label set (Table 5: 81-way COCO -> 60-way Context)."""
+    old = model.classifier
+    new = nn.Conv2d(old.in_channels, num_classes, 1)
+    nn.init.normal_(new.weight, std=0.01)
+    nn.init.zeros_(new.bias)
+    model.classifier = new.to(old.weight.device)
+    return model
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr_mult: float = 10.0) -> list[dict]:
+    """DeepLab's schedule: the classifier learns ``head_lr_mult`` (10) x faster than the pre-trained body."""
+    head = {id(p) for p in model.classifier.parameters()}
+    body = [p for p in model.parameters() if id(p) not in head and p.requires_grad]
+    return [{"params": body, "lr": lr, "weight_decay": weight_decay, "lr_mult": 1.0},
+            {"params": list(model.classifier.parameters()), "lr": lr * head_lr_mult, "weight_decay": weight_decay,
+             "lr_mult": head_lr_mult}]

@@ -1,0 +1,47 @@
+import pytest
+
+from boxsup.config import Config
+
+
+def test_profile_defaults_fill_none_fields():
+    c = Config()
+    assert (c.dataset, c.arch, c.epochs, c.crop) == ("toy", "toyfcn", 30, 96)
+    p = Config(profile="paper")
+    assert (p.arch, p.epochs, p.lr_step, p.batch_size, p.lr) == ("deeplab-largefov", 45, 15, 20, 1e-3)
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("profile", "huge", "toy, paper"),
+    ("supervision", "boxes", "mask, box, semi"),
+    ("extra", "coco", "none, boxes, masks"),
+    ("proposals", "edgeboxes", "mcg-ours"),
+    ("arch", "resnet", "toyfcn"),
+])
+def test_bad_choice_names_field_value_and_allowed(field, value, allowed):
+    with pytest.raises(ValueError) as e:
+        Config(**{field: value})
+    assert field in str(e.value) and repr(value) in str(e.value) and allowed in str(e.value)
+
+
+@pytest.mark.parametrize("kw", [{"k": 0}, {"epochs": -1}, {"lr": 0}, {"lam": -1}, {"batch_size": 2.5},
+                                {"eval_scales": (1.0, -0.8)}, {"device": "tpu"}, {"semi_masks": 0}])
+def test_bad_numbers_rejected(kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        Config(**kw)
+
+
+def test_key_ignores_where_but_not_what():
+    a = Config(supervision="box")
+    assert a.key() == Config(supervision="box", device="cpu", runs_dir="/x", use_crf=True).key()
+    assert a.key() != Config(supervision="box", k=1).key()
+    assert a.key() != Config(supervision="box", seed=1).key()
+    # k and lam do not affect a mask-supervised run
+    assert Config(k=1).key() == Config(k=5).key()
+    assert a.run_name().startswith("toy-box-k5-")
+
+
+def test_round_trip_and_unknown_fields():
+    c = Config(supervision="semi", eval_scales=(0.8, 1, 1.2))
+    assert Config.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown config field"):
+        Config.from_dict({"supervison": "box"})

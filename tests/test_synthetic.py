@@ -1,0 +1,84 @@
+import json
+
+import numpy as np
+import pytest
+
+from boxsup.data import VOCLayout, load_dataset
+from boxsup.data.synthetic import CONTEXT_CLASSES, TOY_CLASSES, ToySpec, ensure_toy, render
+
+SMALL = ToySpec(train=6, extra=6, val=4, test=4, context_train=4, context_val=3)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return ensure_toy(tmp_path_factory.mktemp("toy"), SMALL)
+
+
+def test_deterministic_from_seed():
+    a = render(np.random.default_rng(3), SMALL)
+    b = render(np.random.default_rng(3), SMALL)
+    for x, y in zip(a[:3], b[:3]):
+        np.testing.assert_array_equal(x, y)
+    c = render(np.random.default_rng(4), SMALL)
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_written_in_voc_layout_and_read_back(toy):
+    root = toy / "VOCdevkit" / "TOY"
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationObject", "Annotations", "ImageSets/Segmentation"):
+        assert (root / sub).is_dir(), sub
+    ds = VOCLayout(root, "train")
+    assert len(ds) == 6 and ds.classes == TOY_CLASSES
+    for s in ds:
+        h, w = s.size
+        assert s.mask.shape == (h, w) and s.image.dtype == np.uint8
+        assert set(np.unique(s.mask)) <= set(range(len(TOY_CLASSES))) | {255}
+        assert (s.mask == 255).any(), "VOC-style 255 border missing"
+        assert len(s.boxes) == len(s.labels) == len(s.instances) >= 1
+        for b, lab, inst in zip(s.boxes, s.labels, s.instances):
+            assert 0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h
+            ys, xs = np.nonzero(inst)
+            # the box is tight to the object (its rim band of 255 included)
+            assert b[0] <= xs.min() and xs.max() < b[2] and b[1] <= ys.min() and ys.max() < b[3]
+            assert (s.mask[inst] == lab).all()
+
+
+def test_objects_fill_only_part_of_their_boxes(toy):
+    ds = VOCLayout(toy / "VOCdevkit" / "TOY", "train")
+    fills = []
+    for s in ds:
+        for b, inst in zip(s.boxes, s.instances):
+            fills.append(inst.sum() / ((b[2] - b[0]) * (b[3] - b[1])))
+    assert np.mean(fills) < 0.7
+
+
+def test_extra_is_coco_json_with_rle(toy):
+    ann = json.loads((toy / "toy_coco/annotations/instances_extra.json").read_text())
+    assert len(ann["images"]) == 6 and ann["annotations"]
+    a = ann["annotations"][0]
+    assert set(a) >= {"bbox", "segmentation", "category_id", "iscrowd", "area"}
+    assert isinstance(a["segmentation"]["counts"], str)
+    assert [c["name"] for c in ann["categories"]] == list(TOY_CLASSES[1:])
+
+
+def test_context_variant_has_labelled_stuff(toy):
+    ds = VOCLayout(toy / "VOCdevkit" / "TOYCTX", "train", mask_dir="SegmentationClassContext",
+                   image_set="SegmentationContext")
+    assert ds.classes == CONTEXT_CLASSES
+    labels = np.concatenate([np.unique(s.mask) for s in ds])
+    assert (labels > len(TOY_CLASSES) - 1).any() and (labels < 255).any()
+
+
+def test_generation_is_cached_and_regenerated_on_spec_change(toy):
+    marker = toy / "toy.json"
+    before = marker.stat().st_mtime_ns
+    ensure_toy(toy, SMALL)
+    assert marker.stat().st_mtime_ns == before
+    ensure_toy(toy, ToySpec(train=3, extra=2, val=2, test=2, context_train=2, context_val=2))
+    assert len(VOCLayout(toy / "VOCdevkit" / "TOY", "train")) == 3
+    assert not list(toy.glob(".toy-tmp-*"))
+
+
+def test_load_dataset_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        load_dataset("nope", "train", tmp_path)
