@@ -20,10 +20,11 @@ ARCHS = ("toyfcn", "deeplab-largefov", "deeplabv3-resnet101")
 class Segmenter(nn.Module):
     """features -> classifier -> bilinear upsampling to the input size."""
 
-    def __init__(self, features: nn.Module, classifier: nn.Conv2d):
+    def __init__(self, features: nn.Module, classifier: nn.Conv2d, output_stride: int):
         super().__init__()
         self.features = features
         self.classifier = classifier
+        self.output_stride = output_stride  # inference pads inputs to a multiple of it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -45,7 +46,7 @@ def toy_fcn(num_classes: int, width: int = 32) -> Segmenter:
         *_cbr(2 * w, 3 * w), *_cbr(3 * w, 3 * w, dilation=2), *_cbr(3 * w, 3 * w, dilation=4),
         *_cbr(3 * w, 3 * w, dilation=8), nn.Dropout2d(0.1),
     )
-    return Segmenter(features, nn.Conv2d(3 * w, num_classes, 1))
+    return Segmenter(features, nn.Conv2d(3 * w, num_classes, 1), output_stride=4)
 
 
 def _load_vgg16_imagenet() -> nn.Module | None:
@@ -85,13 +86,14 @@ def deeplab_largefov(num_classes: int, pretrained: bool = True) -> Segmenter:
     classifier = nn.Conv2d(1024, num_classes, 1)
     nn.init.normal_(classifier.weight, std=0.01)
     nn.init.zeros_(classifier.bias)
-    return Segmenter(features, classifier)
+    return Segmenter(features, classifier, output_stride=8)
 
 
 class _TVWrapper(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
+        self.output_stride = 8
 
     @property
     def classifier(self) -> nn.Conv2d:

@@ -50,7 +50,11 @@ def int_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 def masks_to_sparse(masks: np.ndarray) -> sp.csr_matrix:
     """(M, H, W) bool -> CSR (M, H*W) of ones: the candidate-by-pixel incidence matrix."""
     m = np.asarray(masks, dtype=bool)
-    return sp.csr_matrix(m.reshape(len(m), int(np.prod(m.shape[1:]))), dtype=np.float32)
+    flat = m.reshape(len(m), int(np.prod(m.shape[1:])))
+    rows, cols = np.nonzero(flat)  # row-major: rows come out sorted, so indptr is a cumulative count
+    indptr = np.zeros(len(m) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(m)), out=indptr[1:])
+    return sp.csr_matrix((np.ones(len(cols), np.float32), cols, indptr), shape=flat.shape)
 
 
 def costs(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: sp.csr_matrix,

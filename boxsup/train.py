@@ -161,31 +161,50 @@ class Trainer:
         t0 = time.perf_counter()
         t_select = 0.0
         ious, fallbacks, boxes_seen = [], 0, 0
-        for i in tqdm(box_items, desc=f"relabel {epoch}", disable=not self.progress, mininterval=2):
-            s = self.sample(i)
-            x = image_to_tensor(s.image)[None].to(device)
+        bar = tqdm(total=len(box_items), desc=f"relabel {epoch}", disable=not self.progress, mininterval=2)
+        for chunk in _same_size_chunks(box_items, self.sample, cfg.batch_size):
+            samples = [self.sample(i) for i in chunk]
+            x = torch.stack([image_to_tensor(s.image) for s in samples]).to(device)
             with _autocast(device):
-                logp = F.log_softmax(model(x).float(), 1)[0].cpu().numpy()
+                logps = F.log_softmax(model(x).float(), 1).cpu().numpy()
             ts = time.perf_counter()
-            it = self.items[i]
-            cand = self.stores[it.source].load(self.sources[it.source].ids[it.index])
-            mat = cand.sparse()
-            p = rl.select(logp, s.boxes, s.labels, mat, cand.boxes, cfg.k, cfg.lam, rng)
-            if p.fallback:
-                fb = self.fallbacks.setdefault(i, [None] * len(s.boxes))
-                for j in np.flatnonzero(p.index < 0):
-                    if fb[j] is None:
-                        fb[j] = fallback_mask(s.image, s.boxes[j])
-            self.labels[i] = rl.paint(s.size, s.boxes, s.labels, p.index, mat, self.fallbacks.get(i))
-            self.picks[i] = p.index
+            for i, s, logp in zip(chunk, samples, logps):
+                it = self.items[i]
+                cand = self.stores[it.source].load(self.sources[it.source].ids[it.index])
+                mat = cand.sparse()
+                p = rl.select(logp, s.boxes, s.labels, mat, cand.boxes, cfg.k, cfg.lam, rng)
+                if p.fallback:
+                    fb = self.fallbacks.setdefault(i, [None] * len(s.boxes))
+                    for j in np.flatnonzero(p.index < 0):
+                        if fb[j] is None:
+                            fb[j] = fallback_mask(s.image, s.boxes[j])
+                self.labels[i] = rl.paint(s.size, s.boxes, s.labels, p.index, mat, self.fallbacks.get(i))
+                self.picks[i] = p.index
+                fallbacks += p.fallback
+                boxes_seen += len(s.boxes)
+                if s.instances is not None and len(s.instances) == len(s.boxes):
+                    ious.extend(rl.pick_iou(mat, p.index, s.instances).tolist())
             t_select += time.perf_counter() - ts
-            fallbacks += p.fallback
-            boxes_seen += len(s.boxes)
-            if s.instances is not None and len(s.instances) == len(s.boxes):
-                ious.extend(rl.pick_iou(mat, p.index, s.instances).tolist())
+            bar.update(len(chunk))
+        bar.close()
         return {"relabel_images": len(box_items), "relabel_boxes": boxes_seen, "fallbacks": fallbacks,
                 "pick_mIoU": float(np.nanmean(ious)) if np.isfinite(ious).any() else None,
                 "relabel_s": time.perf_counter() - t0, "relabel_select_s": t_select}
+
+
+def _same_size_chunks(items: list[int], sample, size: int):
+    """Consecutive runs of same-sized images, at most ``size`` long (one forward pass each)."""
+    chunk: list[int] = []
+    shape = None
+    for i in items:
+        sh = sample(i).size
+        if chunk and (sh != shape or len(chunk) == size):
+            yield chunk
+            chunk = []
+        chunk.append(i)
+        shape = sh
+    if chunk:
+        yield chunk
 
 
 def _autocast(device: torch.device):
@@ -305,6 +324,8 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
             return out
     from .evaluate import evaluate
 
+    # metrics.json is the plain FCN at the config's scales; CRF and other protocols are cached
+    # separately by experiments.evaluate_run, so use_crf never changes what a run folder holds
     ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root)
     res = evaluate(model, ev, len(tr.classes), scales=cfg.eval_scales, device=str(device),
                    class_names=tr.classes)

@@ -5,7 +5,7 @@ from boxsup.config import Config
 
 def test_profile_defaults_fill_none_fields():
     c = Config()
-    assert (c.dataset, c.arch, c.epochs, c.crop) == ("toy", "toyfcn", 30, 96)
+    assert (c.dataset, c.arch, c.epochs, c.crop) == ("toy", "toyfcn", 60, 64)
     p = Config(profile="paper")
     assert (p.arch, p.epochs, p.lr_step, p.batch_size, p.lr) == ("deeplab-largefov", 45, 15, 20, 1e-3)
 

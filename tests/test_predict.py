@@ -29,7 +29,7 @@ def strided_net(c=7, seed=0):
     """Stride-4 conv net with random (asymmetric) kernels, outputs at the input size."""
     torch.manual_seed(seed)
     features = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU())
-    return Segmenter(features, nn.Conv2d(8, c, 1)).eval()
+    return Segmenter(features, nn.Conv2d(8, c, 1), output_stride=4).eval()
 
 
 def conv1x1(c=5, seed=0):

@@ -29,15 +29,15 @@ THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
 STUFF = ("sand", "water", "brick", "foliage")
 TOY_CLASSES = ("background",) + THINGS
 CONTEXT_CLASSES = ("background",) + THINGS + STUFF
-VERSION = 4  # bump when the generator changes so cached data is regenerated
+VERSION = 5  # bump when the generator changes so cached data is regenerated
 
 
 @dataclass(frozen=True)
 class ToySpec:
     seed: int = 0
     size: int = 112
-    train: int = 240
-    extra: int = 960
+    train: int = 400
+    extra: int = 800
     val: int = 160
     test: int = 160
     context_train: int = 240
@@ -139,13 +139,18 @@ def _texture(family: int, yy, xx, rng) -> np.ndarray:
 # other families; a share of distractors wear a class family on a non-class shape, so that texture
 # alone never settles the class and shape has to be learned too.
 BACKGROUND_FAMILIES = (6, 7, 8, 9)
-CONFUSER_SHARE = 0.35
+CONFUSER_SHARE = 0.2
 
 
 def _colours(rng, contrast: float) -> tuple[np.ndarray, np.ndarray]:
+    # a random hue, and a second colour that differs mostly in lightness (as real textures do)
     c0 = rng.uniform(0, 255, 3)
-    direction = rng.normal(size=3)
-    c1 = np.clip(c0 + contrast * 255 * direction / np.linalg.norm(direction), 0, 255)
+    direction = np.ones(3) + 0.5 * rng.normal(size=3)
+    direction *= rng.choice([-1, 1])
+    c1 = c0 + contrast * 255 * direction / np.linalg.norm(direction) * np.sqrt(3) / 2
+    if c1.min() < 0 or c1.max() > 255:  # keep the contrast: move the pair inside the cube instead
+        shift = np.clip(-c1.min(), 0, None) - np.clip(c1.max() - 255, 0, None)
+        c0, c1 = np.clip(c0 + shift, 0, 255), np.clip(c1 + shift, 0, 255)
     return c0.astype(np.float32), c1.astype(np.float32)
 
 
@@ -159,11 +164,11 @@ def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast
 def _background(rng, yy, xx) -> np.ndarray:
     h, w = yy.shape
     img = np.empty((h, w, 3), np.float32)
-    _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.15, 0.5))
+    _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35))
     # a few large low-contrast patches of other textures: clutter without object shapes
     for _ in range(rng.integers(1, 4)):
         patch = _smooth_noise(rng, h, w, int(rng.integers(14, 30))) > rng.uniform(0.55, 0.7)
-        _paint(img, patch, int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.15, 0.5))
+        _paint(img, patch, int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35))
     return img
 
 
@@ -223,7 +228,7 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
                 break
         else:
             continue
-        _paint(img, m, c, yy, xx, rng, rng.uniform(0.35, 0.8))
+        _paint(img, m, c, yy, xx, rng, rng.uniform(0.45, 0.85))
         labels.append(c + 1)
         inst[m] = len(labels)
         label[m] = c + 1
@@ -313,21 +318,26 @@ def default_data_root(data_root: str | os.PathLike | None = None) -> Path:
     return Path(data_root or os.environ.get("BOXSUP_DATA") or "data").expanduser()
 
 
-def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec = ToySpec()) -> Path:
+def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None = None) -> Path:
     """Generate the toy benchmark under ``data_root`` unless an identical one is already there.
 
-    Generation happens in a temporary folder that is renamed into place at the end, so a killed
-    generation never leaves a half-written benchmark behind. Returns the data root.
+    ``spec=None`` accepts any benchmark of the current generator version already present (tests
+    generate small ones) and generates the default ``ToySpec()`` otherwise. Generation happens in a
+    temporary folder that is renamed into place at the end, so a killed generation never leaves a
+    half-written benchmark behind; candidate segments cached for an older benchmark are removed.
+    Returns the data root.
     """
     root = default_data_root(data_root)
-    stamp = {"version": VERSION, **asdict(spec)}
     marker = root / "toy.json"
     if marker.is_file():
         try:
-            if json.loads(marker.read_text()).get("spec") == stamp:
-                return root
+            found = json.loads(marker.read_text()).get("spec", {})
         except json.JSONDecodeError:
-            pass
+            found = {}
+        if found.get("version") == VERSION and (spec is None or found == {"version": VERSION, **asdict(spec)}):
+            return root
+    spec = spec or ToySpec()
+    stamp = {"version": VERSION, **asdict(spec)}
     root.mkdir(parents=True, exist_ok=True)
     work = root / f".toy-tmp-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -346,6 +356,8 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec = ToySp
         _write_voc_split(ctx, split, n, rng, spec, True, CONTEXT_CLASSES, "SegmentationClassContext",
                          "SegmentationContext")
     (ctx / "classes.txt").write_text("\n".join(CONTEXT_CLASSES) + "\n")
+    for stale in (root / "proposals").glob("toy*"):
+        shutil.rmtree(stale, ignore_errors=True)
     for sub in ("VOCdevkit/TOY", "VOCdevkit/TOYCTX", "toy_coco"):
         dst = root / sub
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,99 @@
+"""Training loop: resume after a kill ends exactly where an uninterrupted run does; supervision
+modes get their labels from the right place; a mask image is never relabeled."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from boxsup.config import Config
+from boxsup.data.synthetic import ToySpec, ensure_toy
+from boxsup.train import Trainer, fit, load_model
+
+pytestmark = pytest.mark.slow
+
+TINY = ToySpec(train=8, extra=6, val=4, test=4, context_train=4, context_val=3)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return str(ensure_toy(tmp_path_factory.mktemp("toy"), TINY))
+
+
+def _cfg(data_root, runs, **kw):
+    base = dict(data_root=data_root, runs_dir=str(runs), epochs=3, lr_step=2, batch_size=4, crop=48,
+                device="cpu", proposals_dir=str(runs.parent / "proposals"))
+    base.update(kw)
+    return Config(**base)
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "last.pth", map_location="cpu", weights_only=False)["model"]
+
+
+@pytest.mark.parametrize("supervision", ["mask", "box"])
+def test_resume_after_kill_matches_uninterrupted(data_root, tmp_path, supervision):
+    a = fit(_cfg(data_root, tmp_path / "a" / "runs", supervision=supervision), progress=False)
+    cfg_b = _cfg(data_root, tmp_path / "b" / "runs", supervision=supervision)
+    b = fit(cfg_b, progress=False, stop_after=1)           # "killed" after the first epoch
+    assert not (b / "metrics.json").exists()
+    assert len((b / "log.jsonl").read_text().splitlines()) == 1
+    b = fit(cfg_b, progress=False)                           # started again: resumes at epoch 2
+    assert len((b / "log.jsonl").read_text().splitlines()) == 3
+    wa, wb = _weights(a), _weights(b)
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert ma["mIoU"] == mb["mIoU"]
+    if supervision == "box":
+        log = [json.loads(ln) for ln in (a / "log.jsonl").read_text().splitlines()]
+        assert all(r["relabel_images"] == 8 for r in log)
+        assert all(0 <= r["pick_mIoU"] <= 1 for r in log)
+        assert list((a / "snapshots").glob("epoch_*.npz"))
+
+
+def test_finished_run_is_reused_not_retrained(data_root, tmp_path):
+    cfg = _cfg(data_root, tmp_path / "runs", epochs=1)
+    out = fit(cfg, progress=False)
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    assert fit(cfg, progress=False) == out
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+    model, cfg2 = load_model(out)
+    assert cfg2 == cfg and model(torch.zeros(1, 3, 32, 32)).shape == (1, 7, 32, 32)
+
+
+def test_semi_keeps_masks_and_relabels_only_box_images(data_root, tmp_path):
+    cfg = _cfg(data_root, tmp_path / "runs", supervision="semi", semi_masks=0.5)
+    tr = Trainer(cfg, progress=False)
+    kinds = [it.kind for it in tr.items]
+    assert kinds.count("mask") == 4 and kinds.count("box") == 4
+    tr.init_fixed_labels()
+    tr.prepare_candidates()
+    from boxsup.models import build_model
+    tr.relabel(build_model("toyfcn", 7), torch.device("cpu"), epoch=0)
+    for i, it in enumerate(tr.items):
+        s = tr.sample(i)
+        if it.kind == "mask":
+            assert np.array_equal(tr.labels[i], s.mask)      # ground truth, never relabeled
+            assert i not in tr.picks
+        else:
+            assert not (tr.labels[i] == 255).any()            # estimated labels have no ignore
+            assert set(np.unique(tr.labels[i])) <= {0} | set(s.labels.tolist())
+
+
+@pytest.mark.parametrize("supervision", ["rect", "grabcut"])
+def test_fixed_box_masks_are_used_unchanged(data_root, tmp_path, supervision):
+    tr = Trainer(_cfg(data_root, tmp_path / "runs", supervision=supervision), progress=False)
+    tr.init_fixed_labels()
+    s = tr.sample(0)
+    lab = tr.labels[0]
+    assert lab.shape == s.size and not (lab == 255).any()
+    if supervision == "rect":
+        for b, c in zip(s.boxes.astype(int), s.labels):
+            assert (lab[b[1]:b[3], b[0]:b[2]] > 0).all()
+
+
+def test_extra_boxes_are_added_as_box_items(data_root, tmp_path):
+    tr = Trainer(_cfg(data_root, tmp_path / "runs", supervision="mask", extra="boxes"), progress=False)
+    assert [it.kind for it in tr.items].count("box") == 6
+    assert [it.kind for it in tr.items].count("mask") == 8
