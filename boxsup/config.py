@@ -46,6 +46,7 @@ class Config:
     extra: str = "none"         # none | boxes | masks: add the extra set (COCO at paper scale)
     k: int = 5                  # sample among the k lowest costs (k = 1: arg-min, "w/o sampling")
     lam: float = 3.0            # weight of the regression term Er
+    er_norm: str = "image"      # Er normalised by the image area (paper's per-pixel loss) or "box"
     proposals: str | None = None
     dataset: str | None = None
     train_split: str = "train"
@@ -83,6 +84,7 @@ class Config:
         _allowed("extra", self.extra, EXTRAS)
         _allowed("proposals", self.proposals, PROPOSALS)
         _allowed("arch", self.arch, ARCHS)
+        _allowed("er_norm", self.er_norm, ("image", "box"))
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device={self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
         for name in ("k", "epochs", "lr_step", "batch_size", "crop"):
@@ -125,7 +127,7 @@ class Config:
         d = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_KEY}
         d["toy_version"] = VERSION  # a regenerated benchmark invalidates cached toy runs
         if not self.uses_proposals:  # k, lam and the proposal method do not matter then
-            for k in ("k", "lam", "proposals"):
+            for k in ("k", "lam", "proposals", "er_norm"):
                 d.pop(k)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 

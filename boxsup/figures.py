@@ -26,6 +26,7 @@ def draw_boxes(ax, boxes: np.ndarray, labels: np.ndarray, classes: tuple[str, ..
 
 def sample_grid(dataset, indices, title: str = "", mask_title: str = "mask (white = 255 ignore)"):
     """Image with its boxes, and its class mask, for a few samples of a dataset."""
+    indices = [i for i in indices if i < len(dataset)]  # small (test) datasets have fewer images
     n = len(indices)
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.0), squeeze=False)
     for col, i in enumerate(indices):

@@ -111,6 +111,7 @@ class Trainer:
         self._cache = {} if total_px < 2e9 else None
         self.labels: list[np.ndarray] = [None] * len(self.items)  # type: ignore[list-item]
         self.stores = {}
+        self._cand_cache: dict[int, tuple] = {}
         self.fallbacks: dict[int, list] = {}
         self.picks: dict[int, np.ndarray] = {}
 
@@ -149,6 +150,17 @@ class Trainer:
             self.stores[src] = proposals_for(spec, split, cfg.proposals, cfg.data_root, cfg.proposals_dir,
                                              dataset=self.sources[src], workers=max(cfg.workers, 1))
 
+    def candidates(self, i: int):
+        """(incidence, tight boxes) of item i's candidates; kept in memory for small datasets."""
+        if i in self._cand_cache:
+            return self._cand_cache[i]
+        it = self.items[i]
+        cand = self.stores[it.source].load(self.sources[it.source].ids[it.index])
+        out = (cand.incidence(), cand.boxes)
+        if self._cache is not None and isinstance(out[0], rl.AtomSets):  # pixel matrices are too big
+            self._cand_cache[i] = out
+        return out
+
     @torch.no_grad()
     def relabel(self, model: torch.nn.Module, device: torch.device, epoch: int) -> dict:
         """Pick one candidate per box for every box-supervised image; returns statistics."""
@@ -169,10 +181,8 @@ class Trainer:
                 logps = F.log_softmax(model(x).float(), 1).cpu().numpy()
             ts = time.perf_counter()
             for i, s, logp in zip(chunk, samples, logps):
-                it = self.items[i]
-                cand = self.stores[it.source].load(self.sources[it.source].ids[it.index])
-                mat = cand.sparse()
-                p = rl.select(logp, s.boxes, s.labels, mat, cand.boxes, cfg.k, cfg.lam, rng)
+                mat, cand_boxes = self.candidates(i)
+                p = rl.select(logp, s.boxes, s.labels, mat, cand_boxes, cfg.k, cfg.lam, rng, cfg.er_norm)
                 if p.fallback:
                     fb = self.fallbacks.setdefault(i, [None] * len(s.boxes))
                     for j in np.flatnonzero(p.index < 0):

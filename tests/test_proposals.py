@@ -425,3 +425,25 @@ def test_candidate_budget_and_select():
     sub = c.select(keep)
     assert len(sub) == keep.sum() and (sub.decode() == masks[keep]).all()
     assert np.array_equal(sub.sparse().toarray().astype(bool), masks[keep].reshape(keep.sum(), -1))
+
+
+def test_store_keeps_atoms_for_cheap_relabel_sums(tmp_path):
+    from boxsup.proposals.segments import Segments
+    from boxsup.proposals.store import ProposalStore
+    from boxsup.relabel import AtomSets, candidate_pixels
+
+    atoms = (np.arange(20)[:, None] // 5) * 4 + (np.arange(16)[None, :] // 4)
+    member = np.zeros((3, 16), bool)
+    member[0, [0, 1]] = True
+    member[1, [5, 6, 9, 10]] = True
+    member[2, 15] = True
+    store = ProposalStore(tmp_path)
+    store.save("img", Segments(atoms.astype(np.int32), member))
+    cand = store.load("img")
+    inc = cand.incidence()
+    assert isinstance(inc, AtomSets)
+    masks = cand.decode()
+    for i in range(3):
+        assert set(candidate_pixels(inc, i)) == set(np.flatnonzero(masks[i]))
+    sub = cand.select(np.array([False, True, True]))
+    assert sub.member.shape == (2, 16) and len(sub) == 2

@@ -29,7 +29,8 @@ def test_eo_uses_the_tight_box_not_pixels():
     assert pixel_iou < 0.8  # ... whereas box vs pixels would have charged 1 - 0.7
 
 
-def test_vectorised_costs_equal_naive_loop():
+@pytest.mark.parametrize("er_norm", ["image", "box"])
+def test_vectorised_costs_equal_naive_loop(er_norm):
     rng = np.random.default_rng(0)
     h, w, c = 30, 36, 4
     logp = np.log(rng.dirichlet(np.ones(c), size=(h, w)).transpose(2, 0, 1).astype(np.float32))
@@ -41,8 +42,8 @@ def test_vectorised_costs_equal_naive_loop():
     labels = np.array([1, 3, 2])
     from boxsup.data.sample import tight_box
     cb = np.stack([tight_box(m) for m in masks])
-    fast, _, _ = rl.costs(logp, boxes, labels, rl.masks_to_sparse(masks), cb, lam=3.0)
-    slow = rl.costs_naive(logp, boxes, labels, masks, lam=3.0)
+    fast, _, _ = rl.costs(logp, boxes, labels, rl.masks_to_sparse(masks), cb, lam=3.0, er_norm=er_norm)
+    slow = rl.costs_naive(logp, boxes, labels, masks, lam=3.0, er_norm=er_norm)
     ok = masks.reshape(25, -1).any(1)
     np.testing.assert_allclose(fast[ok], slow[ok], rtol=1e-4, atol=1e-4)
 
@@ -83,6 +84,22 @@ def test_network_agreement_beats_better_overlap_when_lambda_er_says_so():
     assert cost0[0, 0] < cost0[1, 0]    # with lambda = 0 only the overlap matters
 
 
+def test_er_normalisation_by_image_or_box():
+    h = w = 40
+    m = _disc(h, w, 20, 20, 8)
+    box = np.array([[10, 10, 30, 30]], np.float32)
+    logp = _logp_from_labels(m.astype(np.int64), 2, 0.8)
+    cand = rl.masks_to_sparse(m[None])
+    from boxsup.data.sample import tight_box
+    _, _, er_img = rl.costs(logp, box, np.array([1]), cand, tight_box(m)[None], er_norm="image")
+    _, _, er_box = rl.costs(logp, box, np.array([1]), cand, tight_box(m)[None], er_norm="box")
+    expected_sum = -np.log(0.8) * 400  # every pixel of the box is labelled as the network says
+    assert er_img[0, 0] == pytest.approx(expected_sum / 1600, rel=1e-5)
+    assert er_box[0, 0] == pytest.approx(expected_sum / 400, rel=1e-5)
+    with pytest.raises(ValueError, match="er_norm"):
+        rl.costs(logp, box, np.array([1]), cand, tight_box(m)[None], er_norm="pixels")
+
+
 def test_paint_large_to_small_and_background_elsewhere():
     h = w = 20
     big = np.zeros((h, w), bool)
@@ -113,3 +130,27 @@ def test_pick_iou():
     g[0, :5] = True
     iou = rl.pick_iou(rl.masks_to_sparse(m), np.array([1]), g)
     assert iou[0] == pytest.approx(25 / 75)
+
+
+def test_atom_sets_give_the_same_costs_and_pixels_as_the_pixel_matrix():
+    rng = np.random.default_rng(2)
+    h, w, c = 24, 30, 3
+    atoms = (np.arange(h)[:, None] // 6) * 5 + (np.arange(w)[None, :] // 6)  # 4 x 5 grid of atoms
+    member = rng.random((40, atoms.max() + 1)) < 0.3
+    member[0] = False
+    member[0, 7] = True
+    masks = member[:, atoms]
+    from boxsup.data.sample import tight_box
+    cb = np.stack([tight_box(m) for m in masks])
+    logp = np.log(rng.dirichlet(np.ones(c), size=(h, w)).transpose(2, 0, 1).astype(np.float32))
+    boxes = np.array([[3, 2, 20, 18], [10, 5, 30, 24]], np.float32)
+    labels = np.array([1, 2])
+    a = rl.costs(logp, boxes, labels, rl.masks_to_sparse(masks), cb)[0]
+    sets = rl.AtomSets(atoms.reshape(-1), member)
+    b = rl.costs(logp, boxes, labels, sets, cb)[0]
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    for i in (0, 5, 39):
+        assert set(rl.candidate_pixels(sets, i)) == set(np.flatnonzero(masks[i]))
+    out = rl.paint((h, w), boxes, labels, np.array([0, 5]), sets)
+    ref = rl.paint((h, w), boxes, labels, np.array([0, 5]), rl.masks_to_sparse(masks))
+    np.testing.assert_array_equal(out, ref)

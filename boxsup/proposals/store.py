@@ -45,16 +45,27 @@ class Candidates:
     height: int
     width: int
     meta: dict = field(default_factory=dict)
+    atoms: np.ndarray | None = None    # (H, W) int32 atom ids, when the candidates are unions of atoms
+    member: np.ndarray | None = None   # (M, A) bool: which atoms each candidate holds
 
     def __len__(self) -> int:
         return len(self.rles)
+
+    def incidence(self):
+        """What relabel sums pixels over: ``AtomSets`` (cheap: per-atom sums, then a small
+        product) when the candidates are unions of atoms, else the pixel CSR matrix."""
+        from ..relabel import AtomSets
+
+        if self.atoms is not None and self.member is not None:
+            return AtomSets(self.atoms.reshape(-1), self.member)
+        return self.sparse()
 
     def select(self, rows) -> "Candidates":
         """A subset (e.g. the candidates whose box overlaps a ground-truth box), same meta."""
         rows = np.asarray(rows)
         rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
         return Candidates([self.rles[i] for i in rows], self.boxes[rows], self.areas[rows], self.height,
-                          self.width, self.meta)
+                          self.width, self.meta, self.atoms, None if self.member is None else self.member[rows])
 
     def decode(self) -> np.ndarray:
         """bool (M, H, W) masks."""
@@ -131,8 +142,12 @@ class ProposalStore:
 
     def save(self, image_id: str, masks, meta: dict | None = None) -> Path:
         """Write the candidates of one image: bool (M, H, W) masks or ``Segments``."""
+        extra = {}
         if isinstance(masks, Segments):
             (h, w), rles = masks.shape, masks.rles()
+            # keep the factorised form too: relabel sums over atoms instead of pixels
+            extra = {"atoms": masks.atoms.astype(np.int32), "member": np.packbits(masks.member, axis=1),
+                     "num_atoms": np.array([masks.member.shape[1]], np.int64)}
         else:
             masks = np.asarray(masks)
             if masks.ndim != 3:
@@ -151,7 +166,8 @@ class ProposalStore:
                 np.savez_compressed(f, counts=np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets=offsets,
                                     boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
                                     areas=np.asarray(areas, np.int64), size=np.array([h, w], np.int64),
-                                    meta=np.frombuffer(json.dumps(body, default=str).encode(), dtype=np.uint8))
+                                    meta=np.frombuffer(json.dumps(body, default=str).encode(), dtype=np.uint8),
+                                    **extra)
             os.replace(tmp, path)
         finally:
             if tmp.exists():
@@ -168,6 +184,10 @@ class ProposalStore:
                 counts, offsets = z["counts"].tobytes(), z["offsets"]
                 boxes, areas, size = z["boxes"], z["areas"], z["size"]
                 meta = json.loads(z["meta"].tobytes().decode())
+                atoms = member = None
+                if "atoms" in z.files:
+                    atoms = z["atoms"]
+                    member = np.unpackbits(z["member"], axis=1, count=int(z["num_atoms"][0])).astype(bool)
         except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as e:
             raise DataError(f"corrupt or truncated proposal file {path}: {type(e).__name__}: {e}; delete it "
                             "or rerun precompute, which redoes it") from e
@@ -177,7 +197,10 @@ class ProposalStore:
                             f"boxes {boxes.shape}, areas {areas.shape}); delete it or rerun precompute")
         h, w = int(size[0]), int(size[1])
         rles = [{"size": [h, w], "counts": counts[offsets[i]:offsets[i + 1]].decode("ascii")} for i in range(m)]
-        return Candidates(rles, boxes.astype(np.float32), areas.astype(np.int64), h, w, meta)
+        if atoms is not None and (atoms.shape != (h, w) or member.shape[0] != m):
+            raise DataError(f"corrupt proposal file {path}: atoms {atoms.shape} / member {member.shape} do not "
+                            f"match {m} candidates of a {w}x{h} image; delete it or rerun precompute")
+        return Candidates(rles, boxes.astype(np.float32), areas.astype(np.int64), h, w, meta, atoms, member)
 
     def remove(self, image_id: str) -> None:
         self.path(image_id).unlink(missing_ok=True)
