@@ -29,7 +29,7 @@ THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
 STUFF = ("sand", "water", "brick", "foliage")
 TOY_CLASSES = ("background",) + THINGS
 CONTEXT_CLASSES = ("background",) + THINGS + STUFF
-VERSION = 5  # bump when the generator changes so cached data is regenerated
+VERSION = 6  # bump when the generator changes so cached data is regenerated
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,18 @@ BACKGROUND_FAMILIES = (6, 7, 8, 9)
 CONFUSER_SHARE = 0.2
 
 
-def _colours(rng, contrast: float) -> tuple[np.ndarray, np.ndarray]:
-    # a random hue, and a second colour that differs mostly in lightness (as real textures do)
-    c0 = rng.uniform(0, 255, 3)
+PALETTE_SHARE = 0.8  # share of regions whose base colour comes from the image's small palette
+
+
+def _colours(rng, contrast: float, palette: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    # a base colour, and a second colour that differs mostly in lightness (as real textures do).
+    # Most base colours come from a palette shared by the whole image, so objects and background
+    # overlap in colour (as in photos), and colour models such as GrabCut's cannot separate them
+    # for free; texture and shape still tell them apart.
+    if palette is not None and rng.random() < PALETTE_SHARE:
+        c0 = np.clip(palette[rng.integers(len(palette))] + rng.normal(0, 12, 3), 0, 255)
+    else:
+        c0 = rng.uniform(0, 255, 3)
     direction = np.ones(3) + 0.5 * rng.normal(size=3)
     direction *= rng.choice([-1, 1])
     c1 = c0 + contrast * 255 * direction / np.linalg.norm(direction) * np.sqrt(3) / 2
@@ -154,21 +163,22 @@ def _colours(rng, contrast: float) -> tuple[np.ndarray, np.ndarray]:
     return c0.astype(np.float32), c1.astype(np.float32)
 
 
-def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast: float) -> None:
+def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast: float,
+           palette: np.ndarray | None = None) -> None:
     t = _texture(family, yy, xx, rng)
-    c0, c1 = _colours(rng, contrast)
+    c0, c1 = _colours(rng, contrast, palette)
     col = c0 + t[..., None] * (c1 - c0)
     img[mask] = col[mask]
 
 
-def _background(rng, yy, xx) -> np.ndarray:
+def _background(rng, yy, xx, palette) -> np.ndarray:
     h, w = yy.shape
     img = np.empty((h, w, 3), np.float32)
-    _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35))
+    _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35), palette)
     # a few large low-contrast patches of other textures: clutter without object shapes
     for _ in range(rng.integers(1, 4)):
         patch = _smooth_noise(rng, h, w, int(rng.integers(14, 30))) > rng.uniform(0.55, 0.7)
-        _paint(img, patch, int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35))
+        _paint(img, patch, int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35), palette)
     return img
 
 
@@ -191,24 +201,25 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
     s = spec.size
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     label = np.zeros((s, s), np.uint8)
+    palette = rng.uniform(30, 225, (int(rng.integers(2, 4)), 3))
     if context:
         stuff = _stuff_map(rng, yy, xx, len(STUFF))
         img = np.empty((s, s, 3), np.float32)
         for k in np.unique(stuff):
             # each stuff class has its own texture family, so it can be recognised
             fam = 7 if k == 0 else (6, 8, 9, 10)[int(k) - 1]  # stuff classes wear their own families
-            _paint(img, stuff == k, fam, yy, xx, rng, rng.uniform(0.2, 0.5))
+            _paint(img, stuff == k, fam, yy, xx, rng, rng.uniform(0.2, 0.5), palette)
             if k > 0:
                 label[stuff == k] = len(THINGS) + k
     else:
-        img = _background(rng, yy, xx)
+        img = _background(rng, yy, xx, palette)
     for _ in range(rng.integers(1, 4)):  # unlabelled distractors in the same texture families
         kind = DISTRACTORS[rng.integers(len(DISTRACTORS))]
         r = rng.uniform(0.06, 0.2) * s
         m = _place(kind, rng.uniform(0, s), rng.uniform(0, s), r * rng.uniform(0.6, 1.4), r,
                    rng.uniform(0, np.pi), yy, xx, rng)
         fam = int(rng.integers(0, 6)) if rng.random() < CONFUSER_SHARE else int(rng.choice(BACKGROUND_FAMILIES))
-        _paint(img, m, fam, yy, xx, rng, rng.uniform(0.3, 0.8))
+        _paint(img, m, fam, yy, xx, rng, rng.uniform(0.3, 0.8), palette)
         label[m] = 0
     inst = np.zeros((s, s), np.uint8)
     labels: list[int] = []
@@ -228,7 +239,7 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
                 break
         else:
             continue
-        _paint(img, m, c, yy, xx, rng, rng.uniform(0.45, 0.85))
+        _paint(img, m, c, yy, xx, rng, rng.uniform(0.45, 0.85), palette)
         labels.append(c + 1)
         inst[m] = len(labels)
         label[m] = c + 1
