@@ -92,6 +92,8 @@ def render_html(executed: Path, html_path: Path) -> None:
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and not {"parameters", "injected-parameters"} & set(tags):
             cell.metadata.setdefault("transient", {})["remove_source"] = True
+        if cell.cell_type == "code":  # progress bars and warnings (stderr) are not results
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb)
     body = _EXTERNAL_LINK.sub("", _EXTERNAL_SCRIPT.sub("", body))
