@@ -70,7 +70,7 @@ def execute(name: str, params: dict, out_dir: Path, kernel: str = "boxsup") -> t
     metrics_path = out_dir / f"{name}.metrics.json"
     t0 = time.perf_counter()
     tmp = atomic_path(executed)
-    pm.execute_notebook(str(src), str(tmp), parameters={**params, "metrics_path": str(metrics_path.resolve())},
+    pm.execute_notebook(str(src), str(tmp), parameters={**params, "metrics_path": os.path.relpath(metrics_path.resolve(), ROOT)},
                         kernel_name=kernel, cwd=str(ROOT), progress_bar=False)
     os.replace(tmp, executed)
     seconds = time.perf_counter() - t0
