@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 
@@ -51,6 +52,8 @@ def _cmd_train(args) -> int:
     params = {k: v for k, v in vars(args).items() if k not in ("func", "command") and v is not None}
     cfg = Config(**params)
     out = fit(cfg)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 evaluates and reports
+        return 0
     print(json.dumps({"run": str(out), **{k: v for k, v in json.loads((out / "metrics.json").read_text()).items()
                                           if k in ("mIoU", "pixel_acc")}}))
     return 0

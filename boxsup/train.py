@@ -112,6 +112,7 @@ class Trainer:
         self.labels: list[np.ndarray] = [None] * len(self.items)  # type: ignore[list-item]
         self.stores = {}
         self._cand_cache: dict[int, tuple] = {}
+        self._fresh: set[int] = set()  # items relabeled by this process in the last relabel
         self.fallbacks: dict[int, list] = {}
         self.picks: dict[int, np.ndarray] = {}
 
@@ -162,14 +163,16 @@ class Trainer:
         return out
 
     @torch.no_grad()
-    def relabel(self, model: torch.nn.Module, device: torch.device, epoch: int) -> dict:
-        """Pick one candidate per box for every box-supervised image; returns statistics."""
+    def relabel(self, model: torch.nn.Module, device: torch.device, epoch: int,
+                shard: tuple[int, int] = (0, 1)) -> dict:
+        """Pick one candidate per box for every box-supervised image (of this shard: images
+        ``rank::world`` under DDP; the caller gathers the labels); returns statistics."""
         from .proposals.boxmasks import fallback_mask
 
         cfg = self.cfg
         model.eval()
-        rng = np.random.default_rng([cfg.seed, epoch, 7])
-        box_items = [i for i, it in enumerate(self.items) if it.kind == "box"]
+        box_items = [i for i, it in enumerate(self.items) if it.kind == "box"][shard[0]::shard[1]]
+        self._fresh: set[int] = set()
         t0 = time.perf_counter()
         t_select = 0.0
         ious, fallbacks, boxes_seen = [], 0, 0
@@ -182,6 +185,8 @@ class Trainer:
             ts = time.perf_counter()
             for i, s, logp in zip(chunk, samples, logps):
                 mat, cand_boxes = self.candidates(i)
+                # one stream per (epoch, image): picks do not depend on order, sharding or resume
+                rng = np.random.default_rng([cfg.seed, epoch, 7, i])
                 p = rl.select(logp, s.boxes, s.labels, mat, cand_boxes, cfg.k, cfg.lam, rng, cfg.er_norm)
                 if p.fallback:
                     fb = self.fallbacks.setdefault(i, [None] * len(s.boxes))
@@ -190,6 +195,7 @@ class Trainer:
                             fb[j] = fallback_mask(s.image, s.boxes[j])
                 self.labels[i] = rl.paint(s.size, s.boxes, s.labels, p.index, mat, self.fallbacks.get(i))
                 self.picks[i] = p.index
+                self._fresh.add(i)
                 fallbacks += p.fallback
                 boxes_seen += len(s.boxes)
                 if s.instances is not None and len(s.instances) == len(s.boxes):
@@ -199,6 +205,7 @@ class Trainer:
         bar.close()
         return {"relabel_images": len(box_items), "relabel_boxes": boxes_seen, "fallbacks": fallbacks,
                 "pick_mIoU": float(np.nanmean(ious)) if np.isfinite(ious).any() else None,
+                "pick_iou_sum": float(np.nansum(ious)), "pick_iou_n": int(np.isfinite(ious).sum()),
                 "relabel_s": time.perf_counter() - t0, "relabel_select_s": t_select}
 
 
@@ -241,6 +248,43 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, progress: bool
     return total / max(n, 1)
 
 
+def _dist_setup(cfg: Config) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). DDP only under torchrun (WORLD_SIZE > 1), never required."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, resolve_device(cfg.device)
+    import torch.distributed as dist
+
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _gather_relabel(tr: "Trainer", stats: dict, world: int) -> dict:
+    """Every rank relabeled its shard; share the label maps and picks, and merge the statistics."""
+    if world == 1:
+        return stats
+    import torch.distributed as dist
+
+    mine = {i: (tr.labels[i], tr.picks[i]) for i in tr.picks if tr.labels[i] is not None and i in tr._fresh}
+    parts: list = [None] * world
+    dist.all_gather_object(parts, (mine, stats))
+    merged = {k: 0 for k in ("relabel_images", "relabel_boxes", "fallbacks", "pick_iou_sum", "pick_iou_n")}
+    for labels, st in parts:
+        for i, (lab, pk) in labels.items():
+            tr.labels[i], tr.picks[i] = lab, pk
+        for k in merged:
+            merged[k] += st[k]
+    merged["pick_mIoU"] = merged["pick_iou_sum"] / merged["pick_iou_n"] if merged["pick_iou_n"] else None
+    merged["relabel_s"] = max(st["relabel_s"] for _, st in parts)
+    merged["relabel_select_s"] = max(st["relabel_select_s"] for _, st in parts)
+    return merged
+
+
 def run_dir_for(cfg: Config) -> Path:
     return Path(cfg.runs_dir) / cfg.run_name()
 
@@ -280,9 +324,10 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
     out = run_dir_for(cfg)
     if (out / "metrics.json").is_file():
         return out
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", cfg.to_dict())
-    device = resolve_device(cfg.device)
+    rank, world, device = _dist_setup(cfg)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / "config.json", cfg.to_dict())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
@@ -293,14 +338,17 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.lr, cfg.weight_decay, cfg.head_lr_mult), lr=cfg.lr,
+    net = model  # what relabel, checkpoints and evaluation use; DDP only wraps the training step
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.SGD(param_groups(net, cfg.lr, cfg.weight_decay, cfg.head_lr_mult), lr=cfg.lr,
                                 momentum=cfg.momentum)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=0.1)
     start = 0
     ckpt = out / "last.pth"
     if ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start = state["epoch"]
@@ -311,16 +359,27 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
     done = 0
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
-        stats = tr.relabel(model, device, epoch) if tr.stores else {}
-        _snapshot(out, tr, epoch, cfg)
+        stats = _gather_relabel(tr, tr.relabel(net, device, epoch, (rank, world)), world) if tr.stores else {}
+        if rank == 0:
+            _snapshot(out, tr, epoch, cfg)
         torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout and shuffling of this epoch
-        loader = torch.utils.data.DataLoader(
-            TrainSet(tr, epoch), batch_size=cfg.batch_size, shuffle=True, drop_last=len(tr.items) > cfg.batch_size,
-            num_workers=cfg.workers, pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        loss = train_one_epoch(model, optimizer, loader, device, epoch, progress)
+        data = TrainSet(tr, epoch)
+        drop = len(tr.items) > cfg.batch_size * world
+        if world > 1:  # each rank takes its share of the same epoch-seeded permutation
+            sampler = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=cfg.seed,
+                                                          drop_last=drop)
+            sampler.set_epoch(epoch)
+            loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop,
+                                                 num_workers=cfg.workers, pin_memory=device.type == "cuda")
+        else:
+            loader = torch.utils.data.DataLoader(
+                data, batch_size=cfg.batch_size, shuffle=True, drop_last=drop, num_workers=cfg.workers,
+                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+        loss = train_one_epoch(model, optimizer, loader, device, epoch, progress and rank == 0)
         scheduler.step()
-        _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        if rank != 0:
+            continue
+        _save_atomic({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "picks": tr.picks,
                       "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                               "python": random.getstate()},
@@ -332,12 +391,14 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
         done += 1
         if stop_after is not None and done >= stop_after and epoch + 1 < cfg.epochs:
             return out
+    if rank != 0:
+        return out
     from .evaluate import evaluate
 
-    # metrics.json is the plain FCN at the config's scales; CRF and other protocols are cached
-    # separately by experiments.evaluate_run, so use_crf never changes what a run folder holds
+    # metrics.json is the plain FCN at the config's scales; the dense CRF and other protocols are
+    # run by `boxsup evaluate`, so use_crf never changes what a run folder holds
     ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root)
-    res = evaluate(model, ev, len(tr.classes), scales=cfg.eval_scales, device=str(device),
+    res = evaluate(net, ev, len(tr.classes), scales=cfg.eval_scales, device=str(device),
                    class_names=tr.classes)
     _write_json(out / "metrics.json", {"config": cfg.to_dict(), "split": cfg.eval_split, **res})
     return out

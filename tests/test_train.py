@@ -97,3 +97,47 @@ def test_extra_boxes_are_added_as_box_items(data_root, tmp_path):
     tr = Trainer(_cfg(data_root, tmp_path / "runs", supervision="mask", extra="boxes"), progress=False)
     assert [it.kind for it in tr.items].count("box") == 6
     assert [it.kind for it in tr.items].count("mask") == 8
+
+
+def test_ddp_under_torchrun_on_cpu(data_root, tmp_path):
+    """Two gloo ranks: each relabels its shard, the labels are gathered, rank 0 writes the run."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "boxsup.cli", "train", "--supervision", "box", "--data-root", data_root, "--runs-dir", str(runs),
+           "--proposals-dir", str(tmp_path / "proposals"), "--epochs", "2", "--lr-step", "2", "--batch-size", "2",
+           "--crop", "48", "--device", "cpu"]
+    # candidates first, in one process, so the two ranks do not both compute them
+    cfg = _cfg(data_root, runs, supervision="box", epochs=2, batch_size=2,
+               proposals_dir=str(tmp_path / "proposals"))
+    tr = Trainer(cfg, progress=False)
+    tr.prepare_candidates()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
+                                                                                "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = runs.iterdir()
+    log = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(r["relabel_images"] == 8 for r in log)   # both shards counted
+    assert (run / "metrics.json").is_file()
+
+
+def test_pretrain_on_extra_boxes_then_finetune_with_a_new_classifier(data_root, tmp_path):
+    """Table 5's path: box-supervised pre-training on the extra set, then a new classifier for the
+    context label set, fine-tuned on its masks."""
+    from boxsup.models import build_model
+    from boxsup.train import _init_weights
+
+    pre = fit(_cfg(data_root, tmp_path / "runs", supervision="box", train_split="extra", epochs=1), progress=False)
+    body = {k: v for k, v in _weights(pre).items() if "classifier" not in k}
+    model = build_model("toyfcn", 11)
+    _init_weights(model, str(pre), 11)
+    assert model.classifier.out_channels == 11
+    for k, v in model.state_dict().items():
+        if k in body:
+            assert torch.equal(v, body[k]), k
+    ft = fit(_cfg(data_root, tmp_path / "runs", dataset="toy-context", supervision="mask", init_from=str(pre),
+                  epochs=1), progress=False)
+    m = json.loads((ft / "metrics.json").read_text())
+    assert len(m["per_class_iou"]) == 11
