@@ -109,11 +109,12 @@ def costs(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: sp.csr_
     inside = np.zeros((n, h, w), dtype=bool)
     for j, (x0, y0, x1, y1) in enumerate(ib):  # N boxes, not M candidates: a handful per image
         inside[j, y0:y1, x0:x1] = True
-    nll = -logp.reshape(c, -1)
+    flat = logp.reshape(c, -1)
     lab = np.asarray(labels, dtype=np.int64)
     inside = inside.reshape(n, -1)
-    diff = nll[lab] - inside * nll[0][None, :]                 # (N, HW): d_B per box
-    base = (inside * nll[0][None, :]).sum(1)                   # (N,): sum_{p in B} -log P_0
+    nll0 = -flat[0]                                            # only the rows needed, not all C
+    diff = -flat[lab] - inside * nll0[None, :]                 # (N, HW): d_B per box
+    base = (inside * nll0[None, :]).sum(1)                     # (N,): sum_{p in B} -log P_0
     if er_norm == "box":
         z = np.maximum(inside.sum(1), 1).astype(np.float64)
     elif er_norm == "image":
