@@ -45,3 +45,11 @@ def test_round_trip_and_unknown_fields():
     assert Config.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown config field"):
         Config.from_dict({"supervison": "box"})
+
+
+def test_cli_reports_bad_parameters_without_a_traceback(capsys):
+    from boxsup.cli import main
+
+    assert main(["train", "--supervision", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert "supervision='nonsense'" in err and "mask, box, semi" in err and "Traceback" not in err
