@@ -30,8 +30,11 @@ DEFAULTS = {
 }
 
 # Fields that do not change what a run learns: excluded from the run's identity (its hash).
-NOT_IN_KEY = {"device", "runs_dir", "data_root", "use_crf", "workers", "name", "proposals_dir",
-              "snapshot_ids", "eval_scales"}
+# ``workers`` (data-loader processes) is deliberately in the key: on the CPU, training with 2 loader
+# workers gives different weights than with 0 (measured; cause not yet found), so runs made with
+# different settings are never mixed in the cache.
+NOT_IN_KEY = {"device", "runs_dir", "data_root", "use_crf", "name", "proposals_dir", "snapshot_ids",
+              "eval_scales"}
 
 
 def _allowed(name: str, value, allowed: tuple) -> None:

@@ -53,3 +53,8 @@ def test_cli_reports_bad_parameters_without_a_traceback(capsys):
     assert main(["train", "--supervision", "nonsense"]) == 2
     err = capsys.readouterr().err
     assert "supervision='nonsense'" in err and "mask, box, semi" in err and "Traceback" not in err
+
+
+def test_loader_workers_are_part_of_the_run_identity():
+    # two loader workers change the weights on the CPU, so their runs must not be reused for 0
+    assert Config(workers=0).key() != Config(workers=2).key()
