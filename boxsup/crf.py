@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from .data.sample import write_json_atomic
+
 INSTALL_HINT = "dense CRF needs pydensecrf: run `pip install -e .[crf]` (PyPI package pydensecrf2)"
 
 # DeepLab's coarse search ranges (w1 = bi_w, sigma_alpha = bi_xy_std, sigma_beta = bi_rgb_std);
@@ -188,13 +190,6 @@ def _miou(labels: Iterable[np.ndarray], targets: Iterable[np.ndarray], num_class
     return cm.mean_iou
 
 
-def _write_json_atomic(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def search_crf_params(images: Sequence[np.ndarray], probs: Sequence[np.ndarray],
                       targets: Sequence[np.ndarray], num_classes: int,
                       grid: Mapping[str, Iterable] | None = None,
@@ -231,7 +226,7 @@ def search_crf_params(images: Sequence[np.ndarray], probs: Sequence[np.ndarray],
     out = {"key": key, "num_images": len(images), "best": best.as_dict(),
            "best_mIoU": results[best_i]["mIoU"], "no_crf_mIoU": no_crf, "results": results}
     if cache is not None:
-        _write_json_atomic(cache, out)
+        write_json_atomic(cache, out)
     return {"best": best, "best_mIoU": out["best_mIoU"], "no_crf_mIoU": no_crf, "results": results,
             "cached": False}
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from .config import Config
 from .data import load_dataset
+from .data.sample import write_json_atomic
 from .data.stats import summary
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -91,9 +92,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, scales: tuple[fl
     ds = load_dataset(cfg.dataset, split, cfg.data_root)
     res = evaluate(model, ds, len(ds.classes), scales=scales, crf=CRFParams() if use_crf else None,
                    device=cfg.device, class_names=tuple(ds.classes), trimap_widths=trimap_widths)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_json_safe(res)))
-    tmp.replace(path)
+    write_json_atomic(path, _json_safe(res))
     return res
 
 

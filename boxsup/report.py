@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .data.sample import atomic_path
+from .data.sample import atomic_path, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,7 +180,4 @@ def build_reports(names: list[str] | None = None, params: dict | None = None, ou
 
 def write_metrics(path: str | os.PathLike, headline: dict, verdict: str = "", **extra) -> None:
     """Called by each notebook's last cell: the machine-readable result beside its output."""
-    path = Path(path)
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps({"headline": headline, "verdict": verdict, **extra}, indent=1, default=float))
-    os.replace(tmp, path)
+    write_json_atomic(Path(path), {"headline": headline, "verdict": verdict, **extra})

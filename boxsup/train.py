@@ -34,17 +34,10 @@ from tqdm.auto import tqdm
 from . import relabel as rl
 from .config import Config
 from .data import load_dataset
-from .data.sample import IGNORE, atomic_path
+from .data.sample import IGNORE, atomic_path, write_json_atomic
 from .data.transforms import image_to_tensor, random_scale_crop_flip
 from .models import build_model, param_groups, replace_classifier
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={device!r} but CUDA is not available here; use device='auto' or 'cpu'")
-    return torch.device(device)
+from .predict import resolve_device
 
 
 def open_split(spec: str, split: str, data_root: str | None, masks: str | None = None):
@@ -295,12 +288,6 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def _init_weights(model: torch.nn.Module, run: str, num_classes: int) -> None:
     """Start from a finished run's weights; a different label set gets a fresh classifier."""
     path = Path(run) / "last.pth"
@@ -327,7 +314,7 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
     rank, world, device = _dist_setup(cfg)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "config.json", cfg.to_dict())
+        write_json_atomic(out / "config.json", cfg.to_dict())
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
@@ -400,7 +387,7 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
     ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root)
     res = evaluate(net, ev, len(tr.classes), scales=cfg.eval_scales, device=str(device),
                    class_names=tr.classes)
-    _write_json(out / "metrics.json", {"config": cfg.to_dict(), "split": cfg.eval_split, **res})
+    write_json_atomic(out / "metrics.json", {"config": cfg.to_dict(), "split": cfg.eval_split, **res})
     return out
 
 

@@ -80,6 +80,13 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_json_atomic(path: Path, obj, indent: int | None = 1) -> None:
+    """JSON to ``path`` through a temporary sibling and a rename (never half-written)."""
+    import json
+
+    write_bytes_atomic(Path(path), json.dumps(obj, indent=indent, default=float).encode())
+
+
 def write_palette_png(path: Path, label: np.ndarray) -> None:
     """Write a class/instance map as an 8-bit palette PNG with the VOC colour map (atomically)."""
     if label.dtype != np.uint8:

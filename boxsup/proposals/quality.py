@@ -7,9 +7,11 @@ neither side: |c & g| / (|c| + |g| - |c & g| - |c & ignore|), with g disjoint fr
 from __future__ import annotations
 
 import numpy as np
+
 from pycocotools import mask as mask_utils
 
 from ..data.sample import IGNORE, Sample
+from ..relabel import box_iou  # noqa: F401  (the one box IoU; re-exported for proposals users)
 
 
 def encode_masks(masks: np.ndarray) -> list[dict]:
@@ -64,19 +66,6 @@ def best_overlaps(cands, gts, ignore: np.ndarray | None = None) -> np.ndarray:
     """(N,) best IoU of any candidate with each ground-truth instance (0 where there are no candidates)."""
     iou = mask_iou_matrix(cands, gts, ignore)
     return iou.max(0) if iou.shape[0] else np.zeros(iou.shape[1])
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(M, N) IoU of half-open boxes ``x0, y0, x1, y1``, vectorised."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def summarize(best: list[np.ndarray], counts: list[int]) -> dict:
