@@ -1,13 +1,14 @@
-"""The paper's experiments as functions the notebooks call: each trains (or reuses) the runs it needs
-through ``run`` and returns tidy pandas tables. A run is a Config; finished runs are cached under
-``runs/<name>-<hash>/`` and shared by every notebook that needs them (Table 1's "box" run is Table 2's
-"ours")."""
+"""What the notebooks call around the training runs: parameter validation, ``run`` (train, resume or
+reuse a run), cached evaluation of finished runs, and the quality of training labels and proposals.
+A run is a Config; finished runs are cached under ``runs/<name>-<hash>/`` and shared by every notebook
+that needs them. The tables themselves are in ``tables.py``, the figures in ``figures.py``."""
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .config import Config
@@ -83,7 +84,7 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, scales: tuple[fl
     model, cfg = load_model(run_dir)
     split = split or cfg.eval_split
     tag = "s" + "-".join(f"{s:g}" for s in scales) + ("_crf" if use_crf else "") + \
-        (f"_trimap{len(trimap_widths)}" if trimap_widths else "")
+        ("_trimap" + "-".join(map(str, trimap_widths)) if trimap_widths else "")
     path = run_dir / f"eval-{split}-{tag}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -96,18 +97,83 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, scales: tuple[fl
     return res
 
 
-def _final_pick_quality(run_dir: str | Path) -> float | None:
+def trimap_rows(run_dir: str | Path, widths: tuple[int, ...], use_crf: bool = False, name: str = "") -> pd.DataFrame:
+    """Fig. 4: tidy (band_width, region, method, mIoU) rows of a finished run on its eval split."""
+    res = evaluate_run(run_dir, trimap_widths=tuple(widths), use_crf=use_crf)
+    df = pd.DataFrame(res["trimap"], columns=["band_width", "region", "method", "mIoU"])
+    df["method"] = name or Path(run_dir).name
+    return df
+
+
+def predict_labels(run_dir: str | Path, indices: list[int], use_crf: bool = False,
+                   split: str | None = None) -> tuple[object, list[np.ndarray]]:
+    """(dataset, predicted label maps of ``dataset[i]`` for i in indices) of a finished run (Fig. 5)."""
+    from .crf import CRFParams, crf_labels, require_crf
+    from .predict import predict_probs
+    from .train import load_model
+
+    model, cfg = load_model(run_dir)
+    if use_crf:
+        require_crf()
+    ds = load_dataset(cfg.dataset, split or cfg.eval_split, cfg.data_root)
+    out = []
+    for i in indices:
+        s = ds[i]
+        p = predict_probs(model, s.image, cfg.eval_scales, device=cfg.device)
+        out.append(crf_labels(s.image, p, CRFParams()) if use_crf else p.argmax(0).astype(np.uint8))
+    return ds, out
+
+
+def read_log(run_dir: str | Path) -> list[dict]:
+    """The run's log.jsonl, one dict per epoch."""
+    return [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines() if line]
+
+
+def final_pick_quality(run_dir: str | Path) -> float | None:
+    """Mean IoU of BoxSup's picks with the true masks at the last relabel (None if not measured)."""
     lines = (Path(run_dir) / "log.jsonl").read_text().splitlines()
     last = json.loads(lines[-1]) if lines else {}
     return last.get("pick_mIoU")
 
 
+def proposal_quality(cfg: Config, max_images: int = 200) -> dict:
+    """ABO, recall at mask IoU 0.5 / 0.7 and candidates per image of ``cfg.proposals`` on the
+    first ``max_images`` training images that have instance masks (the store is computed if missing)."""
+    from .proposals.quality import ignore_region, instance_masks, mask_iou_matrix, summarize
+    from .proposals.store import proposals_for
+
+    ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
+    store = proposals_for(cfg.dataset, cfg.train_split, cfg.proposals, cfg.data_root, cfg.proposals_dir,
+                          dataset=ds, workers=max(cfg.workers, 1))
+    cache = store.root / f"quality-{max_images}.json"  # beside the candidates it measures
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    best, counts = [], []
+    for i in range(min(max_images, len(ds))):
+        s = ds[i]
+        if s.mask is None or not len(s.boxes):
+            continue
+        gt = instance_masks(s)
+        cand = store.load(s.image_id)
+        counts.append(len(cand))
+        best.append(mask_iou_matrix(cand.rles, gt, ignore_region(s)).max(0) if len(cand) else np.zeros(len(gt)))
+    if not best:
+        raise ValueError(f"{cfg.dataset}/{cfg.train_split}: no image with masks to measure proposals on")
+    out = summarize(best, counts)
+    write_json_atomic(cache, out)
+    return out
+
+
 def box_mask_quality(cfg: Config, method: str, max_images: int = 100) -> float:
     """Mean IoU of the masks a fixed box-derived method makes on train boxes vs the true instances."""
-    import numpy as np
-
+    from .data import default_data_root
     from .proposals.boxmasks import box_masks
+    from .proposals.store import store_dir
 
+    cache = store_dir(Path(cfg.proposals_dir) if cfg.proposals_dir else default_data_root(cfg.data_root) / "proposals",
+                      cfg.dataset, cfg.train_split, method) / f"quality-{max_images}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())["miou"]
     ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root)
     ious = []
     for i in range(min(max_images, len(ds))):
@@ -117,36 +183,9 @@ def box_mask_quality(cfg: Config, method: str, max_images: int = 100) -> float:
         for m, g in zip(box_masks(s.image, s.boxes, method), s.instances):
             union = (m | g).sum()
             ious.append((m & g).sum() / union if union else np.nan)
-    return float(np.nanmean(ious)) if ious else float("nan")
-
-
-# Table 2's rows: (row name, config changes, paper mIoU)
-TABLE2_ROWS = [
-    ("rectangles", dict(supervision="rect"), 52.3),
-    ("GrabCut", dict(supervision="grabcut"), 55.2),
-    ("CRF-box (WSSL-style)", dict(supervision="crfbox"), 58.5),
-    ("ours w/o sampling (k=1)", dict(supervision="box", k=1), 59.7),
-    ("ours (top-5 sampling)", dict(supervision="box", k=5), 62.0),
-]
-TABLE2_ORDER = "rect < GrabCut < CRF-box < ours w/o sampling <= ours"
-
-
-def table2(cfg: Config, progress: bool = True) -> pd.DataFrame:
-    """Masks estimated from the boxes (no ground-truth mask used): val mIoU of each way of turning
-    boxes into training labels, next to the paper, with the quality of the training labels."""
-    rows = []
-    for name, change, paper in TABLE2_ROWS:
-        c = cfg.replace(**change)
-        m = run(c, progress)
-        miou = evaluate_run(m["run_dir"], use_crf=True)["mIoU"] if cfg.use_crf else m["mIoU"]
-        if c.supervision == "box":
-            quality = _final_pick_quality(m["run_dir"])
-        else:
-            quality = box_mask_quality(c, c.supervision)
-        rows.append({"masks": name, "mIoU": 100 * miou, "paper mIoU": paper,
-                     "training-mask IoU vs truth": 100 * quality if quality is not None else None,
-                     "run": Path(m["run_dir"]).name})
-    return pd.DataFrame(rows).set_index("masks")
+    miou = float(np.nanmean(ious)) if ious else float("nan")
+    write_json_atomic(cache, {"miou": miou, "boxes": len(ious)})
+    return miou
 
 
 def ordering_verdict(values: list[float], names: list[str], strict: list[bool]) -> str:
@@ -157,3 +196,16 @@ def ordering_verdict(values: list[float], names: list[str], strict: list[bool]) 
         if not ok:
             broken.append(f"{a} ({va:.1f}) {'<' if st else '<='} {b} ({vb:.1f})")
     return "ordering holds" if not broken else "does not hold: " + "; ".join(broken)
+
+
+def pick_trend(pick_iou: dict[int, float], epochs: list[int]) -> tuple[dict[str, float], str]:
+    """Fig. 3: (headline, verdict) for the picks' mean IoU (in %) at the shown epochs; a change of
+    more than 2 points between the first and the last shown epoch counts as a trend."""
+    shown = [e for e in epochs if e in pick_iou]
+    if not shown:
+        raise ValueError(f"no pick quality logged at epochs {epochs}")
+    first, last = pick_iou[shown[0]], pick_iou[shown[-1]]
+    trend = "improve" if last > first + 2 else "get worse" if last < first - 2 else "barely change"
+    path = " -> ".join(f"{pick_iou[e]:.1f}" for e in shown)
+    return ({f"pick IoU epoch {e}": pick_iou[e] for e in shown},
+            f"picks {trend} over training: mean IoU {path} at epochs {', '.join(map(str, shown))} (paper: improve)")

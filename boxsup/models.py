@@ -121,9 +121,15 @@ def deeplabv3_resnet101(num_classes: int, pretrained: bool = True) -> nn.Module:
     return _TVWrapper(net)
 
 
-def build_model(arch: str, num_classes: int, pretrained: bool = False) -> nn.Module:
+def build_model(arch: str, num_classes: int, pretrained: bool = False, data_root=None) -> nn.Module:
+    """``pretrained``: VGG-16 / ResNet-101 ImageNet weights, or for ``toyfcn`` its body pre-trained
+    on the toy benchmark's image-level split (``pretrain.py``; trained once and cached in ``data_root``)."""
     if arch == "toyfcn":
-        return toy_fcn(num_classes)
+        model = toy_fcn(num_classes)
+        if pretrained:
+            from .pretrain import load_pretrained_toyfcn
+            load_pretrained_toyfcn(model, data_root)
+        return model
     if arch == "deeplab-largefov":
         return deeplab_largefov(num_classes, pretrained)
     if arch == "deeplabv3-resnet101":

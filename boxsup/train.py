@@ -37,7 +37,7 @@ from .data import load_dataset
 from .data.sample import IGNORE, atomic_path, write_json_atomic
 from .data.transforms import image_to_tensor, random_scale_crop_flip
 from .models import build_model, param_groups, replace_classifier
-from .predict import resolve_device
+from .predict import _normalise, resolve_device
 
 
 def open_split(spec: str, split: str, data_root: str | None, masks: str | None = None):
@@ -59,8 +59,8 @@ class Item:
 class TrainSet(torch.utils.data.Dataset):
     """Augmented (image, label) crops; labels are looked up in ``labels`` (refreshed each epoch)."""
 
-    def __init__(self, trainer: "Trainer", epoch: int):
-        self.t, self.epoch = trainer, epoch
+    def __init__(self, trainer: "Trainer", epoch: int, rep: int = 0):
+        self.t, self.epoch, self.rep = trainer, epoch, rep
 
     def __len__(self) -> int:
         return len(self.t.items)
@@ -69,7 +69,7 @@ class TrainSet(torch.utils.data.Dataset):
         cfg = self.t.cfg
         s = self.t.sample(i)
         label = self.t.labels[i]
-        rng = np.random.default_rng([cfg.seed, self.epoch, i])
+        rng = np.random.default_rng([cfg.seed, self.epoch, self.rep, i])
         img, lab = random_scale_crop_flip(s.image, label, cfg.crop, rng)
         return image_to_tensor(img), torch.from_numpy(lab.astype(np.int64))
 
@@ -155,7 +155,7 @@ class Trainer:
             self._cand_cache[i] = out
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def relabel(self, model: torch.nn.Module, device: torch.device, epoch: int,
                 shard: tuple[int, int] = (0, 1)) -> dict:
         """Pick one candidate per box for every box-supervised image (of this shard: images
@@ -172,7 +172,9 @@ class Trainer:
         bar = tqdm(total=len(box_items), desc=f"relabel {epoch}", disable=not self.progress, mininterval=2)
         for chunk in _same_size_chunks(box_items, self.sample, cfg.batch_size):
             samples = [self.sample(i) for i in chunk]
-            x = torch.stack([image_to_tensor(s.image) for s in samples]).to(device)
+            x = _normalise(np.stack([s.image for s in samples]), device)  # uint8 to the device
+            if device.type == "cuda" or x.shape[0] > 1:  # faster convolutions on CPU and GPU
+                x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device):
                 logps = F.log_softmax(model(x).float(), 1).cpu().numpy()
             ts = time.perf_counter()
@@ -319,7 +321,7 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(cfg.seed)
     tr = Trainer(cfg, progress)
-    model = build_model(cfg.arch, len(tr.classes), cfg.pretrained)
+    model = build_model(cfg.arch, len(tr.classes), cfg.pretrained, cfg.data_root)
     if cfg.init_from:
         _init_weights(model, cfg.init_from, len(tr.classes))
     model.to(device)
@@ -349,20 +351,24 @@ def fit(cfg: Config, progress: bool = True, stop_after: int | None = None) -> Pa
         stats = _gather_relabel(tr, tr.relabel(net, device, epoch, (rank, world)), world) if tr.stores else {}
         if rank == 0:
             _snapshot(out, tr, epoch, cfg)
-        torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout and shuffling of this epoch
-        data = TrainSet(tr, epoch)
-        drop = len(tr.items) > cfg.batch_size * world
-        if world > 1:  # each rank takes its share of the same epoch-seeded permutation
-            sampler = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=cfg.seed,
-                                                          drop_last=drop)
-            sampler.set_epoch(epoch)
-            loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop,
-                                                 num_workers=cfg.workers, pin_memory=device.type == "cuda")
-        else:
-            loader = torch.utils.data.DataLoader(
-                data, batch_size=cfg.batch_size, shuffle=True, drop_last=drop, num_workers=cfg.workers,
-                pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
-        loss = train_one_epoch(model, optimizer, loader, device, epoch, progress and rank == 0)
+        loss = 0.0
+        for rep in range(cfg.passes):  # passes over the data between two relabels (paper: 1)
+            torch.manual_seed(cfg.seed * 100003 + epoch * 101 + rep)  # dropout and shuffling
+            data = TrainSet(tr, epoch, rep)
+            drop = len(tr.items) > cfg.batch_size * world
+            if world > 1:  # each rank takes its share of the same epoch-seeded permutation
+                sampler = torch.utils.data.DistributedSampler(data, world, rank, shuffle=True, seed=cfg.seed,
+                                                              drop_last=drop)
+                sampler.set_epoch(epoch * cfg.passes + rep)
+                loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler,
+                                                     drop_last=drop, num_workers=cfg.workers,
+                                                     pin_memory=device.type == "cuda")
+            else:
+                loader = torch.utils.data.DataLoader(
+                    data, batch_size=cfg.batch_size, shuffle=True, drop_last=drop, num_workers=cfg.workers,
+                    pin_memory=device.type == "cuda",
+                    generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch * 101 + rep))
+            loss += train_one_epoch(model, optimizer, loader, device, epoch, progress and rank == 0) / cfg.passes
         scheduler.step()
         if rank != 0:
             continue

@@ -5,7 +5,7 @@ from boxsup.config import Config
 
 def test_profile_defaults_fill_none_fields():
     c = Config()
-    assert (c.dataset, c.arch, c.epochs, c.crop) == ("toy", "toyfcn", 60, 64)
+    assert (c.dataset, c.arch, c.epochs, c.passes, c.crop, c.pretrained) == ("toy", "toyfcn", 15, 3, 64, True)
     p = Config(profile="paper")
     assert (p.arch, p.epochs, p.lr_step, p.batch_size, p.lr) == ("deeplab-largefov", 45, 15, 20, 1e-3)
 

@@ -416,7 +416,7 @@ def test_context_mat_layout(tmp_path):
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
-    return ensure_toy(root, ToySpec(train=4, extra=6, val=2, test=2, context_train=2, context_val=2))
+    return ensure_toy(root, ToySpec(train=4, extra=6, val=2, test=2, context_train=2, context_val=2, imagenet=40))
 
 
 def test_toy_extra_split_loads_as_coco(toy_root):

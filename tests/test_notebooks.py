@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
     return str(ensure_toy(tmp_path_factory.mktemp("toy"), ToySpec(train=8, extra=6, val=4, test=4,
-                                                                     context_train=4, context_val=3)))
+                                                                     context_train=4, context_val=3, imagenet=40)))
 
 
 def _run(name, tmp_path, **params):
@@ -43,3 +43,18 @@ def test_bad_parameter_fails_early_with_allowed_values(tiny_root, tmp_path):
         _run("data", tmp_path, data_root=tiny_root, profile="huge")
     assert "profile='huge'" in str(e.value) and "toy, paper" in str(e.value)
     assert e.value.exec_count <= 3  # parameters, injected parameters, then the validation cell
+
+
+def test_table1_runs_one_row_when_asked(tiny_root, tmp_path):
+    m = _run("table1", tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1,
+             supervision="box", extra="none", use_crf=False)
+    assert list(m["headline"]) == ["VOC / box"]
+    assert [r["supervision"] for r in m["table"]] == ["box"]
+
+
+def test_table1_bad_supervision_lists_the_allowed_values(tiny_root, tmp_path):
+    pm = pytest.importorskip("papermill")
+    with pytest.raises(pm.PapermillExecutionError) as e:
+        _run("table1", tmp_path, data_root=tiny_root, supervision="boxes")
+    assert "supervision='boxes'" in str(e.value) and "all, mask, box, semi" in str(e.value)
+    assert e.value.exec_count <= 3

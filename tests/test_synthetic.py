@@ -6,7 +6,7 @@ import pytest
 from boxsup.data import VOCLayout, load_dataset
 from boxsup.data.synthetic import CONTEXT_CLASSES, TOY_CLASSES, ToySpec, ensure_toy, render
 
-SMALL = ToySpec(train=6, extra=6, val=4, test=4, context_train=4, context_val=3)
+SMALL = ToySpec(train=6, extra=6, val=4, test=4, context_train=4, context_val=3, imagenet=40)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_generation_is_cached_and_regenerated_on_spec_change(toy):
     before = marker.stat().st_mtime_ns
     ensure_toy(toy, SMALL)
     assert marker.stat().st_mtime_ns == before
-    ensure_toy(toy, ToySpec(train=3, extra=2, val=2, test=2, context_train=2, context_val=2))
+    ensure_toy(toy, ToySpec(train=3, extra=2, val=2, test=2, context_train=2, context_val=2, imagenet=40))
     assert len(VOCLayout(toy / "VOCdevkit" / "TOY", "train")) == 3
     assert not list(toy.glob(".toy-tmp-*"))
 

@@ -12,7 +12,7 @@ from boxsup.train import Trainer, fit, load_model
 
 pytestmark = pytest.mark.slow
 
-TINY = ToySpec(train=8, extra=6, val=4, test=4, context_train=4, context_val=3)
+TINY = ToySpec(train=8, extra=6, val=4, test=4, context_train=4, context_val=3, imagenet=40)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ the same texture families; objects occlude each other and vary in size, aspect a
 It is written to disk in the real formats and read back by the real loaders:
 ``<root>/VOCdevkit/TOY`` (VOC devkit layout: train/val/test with masks), ``<root>/toy_coco``
 (COCO instances json with RLE for the boxes-only ``extra`` split, which plays COCO) and
-``<root>/VOCdevkit/TOYCTX`` (the PASCAL-Context layout: labelled stuff regions behind the objects).
+``<root>/VOCdevkit/TOYCTX`` (the PASCAL-Context layout: labelled stuff regions behind the objects)
+and ``<root>/toy_imagenet`` (ImageNet's folder-per-class layout, one object per image, class labels
+only: the toy network is pre-trained on it the way VGG-16 is pre-trained on ImageNet).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
 STUFF = ("sand", "water", "brick", "foliage")
 TOY_CLASSES = ("background",) + THINGS
 CONTEXT_CLASSES = ("background",) + THINGS + STUFF
-VERSION = 6  # bump when the generator changes so cached data is regenerated
+VERSION = 7  # bump when the generator changes so cached data is regenerated
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,12 @@ class ToySpec:
     seed: int = 0
     size: int = 112
     train: int = 400
-    extra: int = 800
+    extra: int = 400
     val: int = 160
     test: int = 160
     context_train: int = 240
     context_val: int = 120
+    imagenet: int = 1200  # one object per image, class label only: plays ImageNet for pre-training
     max_objects: int = 3
     border: int = 1  # width of the 255 band around object boundaries, as in VOC's label maps
 
@@ -143,14 +146,22 @@ CONFUSER_SHARE = 0.2
 
 
 PALETTE_SHARE = 0.8  # share of regions whose base colour comes from the image's small palette
+OBJECT_CONTRAST = (0.45, 0.85)   # lightness difference of an object's two texture colours
+CLUTTER_CONTRAST = (0.3, 0.8)
+IN_BOX_CLUTTER = 1.0   # chance, per object, of one more distractor centred inside its box
+OBJECT_LOOKS_LIKE_SURROUNDINGS = 0.8  # chance that an object's base colour is its surroundings'
+SHADING = 0.3          # amplitude of a smooth multiplicative illumination field
 
 
-def _colours(rng, contrast: float, palette: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _colours(rng, contrast: float, palette: np.ndarray | None = None, base: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     # a base colour, and a second colour that differs mostly in lightness (as real textures do).
     # Most base colours come from a palette shared by the whole image, so objects and background
     # overlap in colour (as in photos), and colour models such as GrabCut's cannot separate them
     # for free; texture and shape still tell them apart.
-    if palette is not None and rng.random() < PALETTE_SHARE:
+    if base is not None:
+        c0 = np.clip(base + rng.normal(0, 6, 3), 0, 255)
+    elif palette is not None and rng.random() < PALETTE_SHARE:
         c0 = np.clip(palette[rng.integers(len(palette))] + rng.normal(0, 12, 3), 0, 255)
     else:
         c0 = rng.uniform(0, 255, 3)
@@ -164,9 +175,9 @@ def _colours(rng, contrast: float, palette: np.ndarray | None = None) -> tuple[n
 
 
 def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast: float,
-           palette: np.ndarray | None = None) -> None:
+           palette: np.ndarray | None = None, base: np.ndarray | None = None) -> None:
     t = _texture(family, yy, xx, rng)
-    c0, c1 = _colours(rng, contrast, palette)
+    c0, c1 = _colours(rng, contrast, palette, base)
     col = c0 + t[..., None] * (c1 - c0)
     img[mask] = col[mask]
 
@@ -213,18 +224,11 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
                 label[stuff == k] = len(THINGS) + k
     else:
         img = _background(rng, yy, xx, palette)
-    for _ in range(rng.integers(1, 4)):  # unlabelled distractors in the same texture families
-        kind = DISTRACTORS[rng.integers(len(DISTRACTORS))]
-        r = rng.uniform(0.06, 0.2) * s
-        m = _place(kind, rng.uniform(0, s), rng.uniform(0, s), r * rng.uniform(0.6, 1.4), r,
-                   rng.uniform(0, np.pi), yy, xx, rng)
-        fam = int(rng.integers(0, 6)) if rng.random() < CONFUSER_SHARE else int(rng.choice(BACKGROUND_FAMILIES))
-        _paint(img, m, fam, yy, xx, rng, rng.uniform(0.3, 0.8), palette)
-        label[m] = 0
-    inst = np.zeros((s, s), np.uint8)
-    labels: list[int] = []
-    n = int(rng.integers(1, spec.max_objects + 1))
-    for _ in range(n):
+    # Object geometry first, so that clutter can be placed where the boxes are (as in photos,
+    # where the box around an object also holds other things that look like it).
+    objects: list[tuple[int, np.ndarray]] = []
+    taken = np.zeros((s, s), np.int32)
+    for _ in range(int(rng.integers(1, spec.max_objects + 1))):
         c = int(rng.integers(len(THINGS)))
         for _try in range(10):
             r = rng.uniform(0.12, 0.3) * s
@@ -233,16 +237,45 @@ def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
             m = _place(THINGS[c], cy, cx, ry, rx, rng.uniform(-0.5, 0.5) + (c == 5) * rng.uniform(0, 0.8),
                        yy, xx, rng)
             # keep each earlier object mostly visible (occlusion, not obliteration)
-            ok = m.sum() >= 40 and all(((inst == j + 1) & ~m).sum() >= 0.6 * (inst == j + 1).sum()
-                                       for j in range(len(labels)))
+            ok = m.sum() >= 40 and all(((taken == j + 1) & ~m).sum() >= 0.6 * (taken == j + 1).sum()
+                                       for j in range(len(objects)))
             if ok:
                 break
         else:
             continue
-        _paint(img, m, c, yy, xx, rng, rng.uniform(0.45, 0.85), palette)
+        objects.append((c, m))
+        taken[m] = len(objects)
+    n_free = int(rng.integers(1, 4))
+    in_box = [j for j in range(len(objects)) if rng.random() < IN_BOX_CLUTTER]
+    for d in range(n_free + len(in_box)):  # unlabelled distractors in the same texture families
+        kind = DISTRACTORS[rng.integers(len(DISTRACTORS))]
+        r = rng.uniform(0.06, 0.2) * s
+        if d >= n_free:  # centred inside an object's box
+            ys, xs = np.nonzero(objects[in_box[d - n_free]][1])
+            cy, cx = rng.uniform(ys.min(), ys.max() + 1), rng.uniform(xs.min(), xs.max() + 1)
+        else:
+            cy, cx = rng.uniform(0, s), rng.uniform(0, s)
+        m = _place(kind, cy, cx, r * rng.uniform(0.6, 1.4), r, rng.uniform(0, np.pi), yy, xx, rng)
+        fam = int(rng.integers(0, 6)) if rng.random() < CONFUSER_SHARE else int(rng.choice(BACKGROUND_FAMILIES))
+        _paint(img, m, fam, yy, xx, rng, rng.uniform(*CLUTTER_CONTRAST), palette)
+        label[m] = 0
+    inst = np.zeros((s, s), np.uint8)
+    labels: list[int] = []
+    for c, m in objects:
+        base = None
+        if rng.random() < OBJECT_LOOKS_LIKE_SURROUNDINGS:
+            # one of the object's two colours is the colour just outside it (a brown horse on
+            # brown ground): colour models such as GrabCut's and the CRF's cut such objects apart
+            ring = (cv2.dilate(m.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & ~m
+            ys, xs = np.nonzero(ring)
+            k = int(rng.integers(len(ys)))
+            base = img[ys[k], xs[k]].copy()
+        _paint(img, m, c, yy, xx, rng, rng.uniform(*OBJECT_CONTRAST), palette, base)
         labels.append(c + 1)
         inst[m] = len(labels)
         label[m] = c + 1
+    if SHADING:  # smooth illumination across the image: colour alone stops being a clean cue
+        img *= (1 - SHADING / 2 + SHADING * _smooth_noise(rng, s, s, 40))[..., None]
     img = cv2.GaussianBlur(img, (0, 0), 0.6)
     img += rng.normal(0, 4, img.shape).astype(np.float32)
     if spec.border:
@@ -324,6 +357,18 @@ def _write_coco_split(root: Path, split: str, n: int, rng, spec: ToySpec) -> Non
     os.replace(tmp, path)
 
 
+def _write_imagenet_split(root: Path, n: int, rng, spec: ToySpec) -> None:
+    """ImageNet's training layout, ``<root>/train/<class>/<id>.jpg``: one object per image and its
+    class name, nothing else (no box, no mask), like the labels VGG-16 was pre-trained with."""
+    single = ToySpec(**{**asdict(spec), "max_objects": 1})
+    for name in THINGS:  # every class has its folder, even in a tiny benchmark
+        (root / "train" / name).mkdir(parents=True, exist_ok=True)
+    for i in tqdm(range(n), desc="toy imagenet", leave=False, mininterval=1):
+        img, _, _, labels = render(rng, single)
+        if labels:
+            write_jpeg(root / "train" / THINGS[labels[0] - 1] / f"in_{i:05d}.jpg", img)
+
+
 def default_data_root(data_root: str | os.PathLike | None = None) -> Path:
     """``data_root`` argument, else ``$BOXSUP_DATA``, else ``./data``."""
     return Path(data_root or os.environ.get("BOXSUP_DATA") or "data").expanduser()
@@ -367,9 +412,12 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None 
         _write_voc_split(ctx, split, n, rng, spec, True, CONTEXT_CLASSES, "SegmentationClassContext",
                          "SegmentationContext")
     (ctx / "classes.txt").write_text("\n".join(CONTEXT_CLASSES) + "\n")
+    _write_imagenet_split(work / "toy_imagenet", spec.imagenet, rng, spec)
     for stale in (root / "proposals").glob("toy*"):
         shutil.rmtree(stale, ignore_errors=True)
-    for sub in ("VOCdevkit/TOY", "VOCdevkit/TOYCTX", "toy_coco"):
+    for stale in (root / "pretrained").glob("toy*"):
+        stale.unlink()
+    for sub in ("VOCdevkit/TOY", "VOCdevkit/TOYCTX", "toy_coco", "toy_imagenet"):
         dst = root / sub
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(dst, ignore_errors=True)
