@@ -32,6 +32,9 @@ def params_config(**params) -> Config:
     return Config(**params)
 
 
+RUNS_USED: list[str] = []  # run folders this process has used, in order (recorded in metrics.json)
+
+
 def run(cfg: Config, progress: bool = True) -> dict:
     """Train (or resume, or reuse) ``cfg``; returns its metrics.json contents plus the run dir."""
     from .train import fit
@@ -39,7 +42,15 @@ def run(cfg: Config, progress: bool = True) -> dict:
     out = fit(cfg, progress=progress)
     m = json.loads((out / "metrics.json").read_text())
     m["run_dir"] = str(out)
+    if str(out) not in RUNS_USED:
+        RUNS_USED.append(str(out))
     return m
+
+
+def training_seconds(run_dir: str | Path) -> float:
+    """Wall time a finished run spent training and relabeling (the sum over its log.jsonl)."""
+    path = Path(run_dir) / "log.jsonl"
+    return sum(d.get("seconds", 0.0) for d in read_log(run_dir)) if path.is_file() else 0.0
 
 
 def dataset_overview(cfg: Config) -> tuple[pd.DataFrame, dict]:

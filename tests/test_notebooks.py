@@ -35,6 +35,8 @@ def _run(name, tmp_path, **params):
 def test_notebook_runs_with_parameters(name, tiny_root, tmp_path):
     m = _run(name, tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1)
     assert m["headline"], f"{name} wrote no headline numbers"
+    if name != "data":  # every result notebook says which training runs it used
+        assert m["runs"] and all((tmp_path / "runs" / Path(r).name).is_dir() for r in m["runs"])
 
 
 def test_bad_parameter_fails_early_with_allowed_values(tiny_root, tmp_path):

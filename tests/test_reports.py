@@ -73,3 +73,14 @@ def test_reports_render_in_a_browser(tmp_path):
         browser.close()
     assert not problems, "\n".join(problems)
     assert len(list(tmp_path.glob("*.png"))) == len(pages)
+
+
+def test_index_shows_training_time_of_the_runs_each_report_uses(tmp_path):
+    from boxsup.report import write_index
+
+    manifest = {"profile": "toy", "commit": "abc1234", "date": "2026-01-01 00:00 UTC", "reports": {
+        "table1": {"seconds": 3.0, "headline": {"mask": 66.5}, "verdict": "v1", "runs": {"a": 60.0, "b": 120.0}},
+        "table2": {"seconds": 4.0, "headline": {}, "verdict": "v2", "runs": {"b": 120.0}}}}
+    page = write_index(manifest, tmp_path).read_text()
+    assert "3.0 min (2 runs)" in page and "2.0 min (1 run)" in page
+    assert "share\n2 training runs, which took 3.0 minutes to train" in page
