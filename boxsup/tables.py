@@ -80,7 +80,7 @@ def table1_verdict(table: pd.DataFrame, col: str) -> str:
     s = {k[1] if k[0] == "VOC" else "VOC+COCO " + k[1]: v for k, v in table[col].items()}
     notes = []
     if {"mask", "box"} <= s.keys():
-        notes.append(f"box is {s['mask'] - s['box']:+.1f} under mask (paper: 1.8)")
+        notes.append(f"box - mask = {s['box'] - s['mask']:+.1f} (paper: -1.8)")
     semi = "semi: some masks + boxes"
     if {"mask", semi} <= s.keys():
         notes.append(f"semi - mask = {s[semi] - s['mask']:+.1f} (paper: -0.3)")
