@@ -4,7 +4,8 @@ BoxSup starts from VGG-16 pre-trained on ImageNet, and the method leans on it: t
 made with that network, and what it learns in the first epochs decides whether the estimated masks
 improve or collapse. Training the toy network from random weights instead makes BoxSup collapse
 (after one epoch the network predicts mostly background, so the regression term Er favours the
-smallest candidates; measured: picks fall from 0.51 to 0.27 mean IoU and the run ends at 20 mIoU).
+smallest candidates; measured on toy v7: picks fall from 0.51 to 0.21 mean IoU after the first
+epoch, recover only to 0.39, and the run ends at 19.9 mIoU).
 
 So the toy benchmark ships its own "ImageNet": ``toy_imagenet/train/<class>/*.jpg``, one object per
 image, labelled with its class only (no box, no mask, like ImageNet's labels), generated with the rest
