@@ -48,9 +48,17 @@ def run(cfg: Config, progress: bool = True) -> dict:
 
 
 def training_seconds(run_dir: str | Path) -> float:
-    """Wall time a finished run spent training and relabeling (the sum over its log.jsonl)."""
-    path = Path(run_dir) / "log.jsonl"
-    return sum(d.get("seconds", 0.0) for d in read_log(run_dir)) if path.is_file() else 0.0
+    """Wall time a run spent training and relabeling (the sum over its log.jsonl)."""
+    return sum(d.get("seconds", 0.0) for d in read_log(run_dir))
+
+
+def _cached_json(path: Path, compute):
+    """``compute()``'s JSON-able result, kept in ``path`` so that re-rendering a report is cheap."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    out = compute()
+    write_json_atomic(path, out)
+    return out
 
 
 def dataset_overview(cfg: Config) -> tuple[pd.DataFrame, dict]:
@@ -96,16 +104,14 @@ def evaluate_run(run_dir: str | Path, split: str | None = None, scales: tuple[fl
     split = split or cfg.eval_split
     tag = "s" + "-".join(f"{s:g}" for s in scales) + ("_crf" if use_crf else "") + \
         ("_trimap" + "-".join(map(str, trimap_widths)) if trimap_widths else "")
-    path = run_dir / f"eval-{split}-{tag}.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    if use_crf:
-        require_crf()
-    ds = load_dataset(cfg.dataset, split, cfg.data_root)
-    res = evaluate(model, ds, len(ds.classes), scales=scales, crf=CRFParams() if use_crf else None,
-                   device=cfg.device, class_names=tuple(ds.classes), trimap_widths=trimap_widths)
-    write_json_atomic(path, _json_safe(res))
-    return res
+    def compute() -> dict:
+        if use_crf:
+            require_crf()
+        ds = load_dataset(cfg.dataset, split, cfg.data_root)
+        return _json_safe(evaluate(model, ds, len(ds.classes), scales=scales, crf=CRFParams() if use_crf else None,
+                                   device=cfg.device, class_names=tuple(ds.classes), trimap_widths=trimap_widths))
+
+    return _cached_json(run_dir / f"eval-{split}-{tag}.json", compute)
 
 
 def trimap_rows(run_dir: str | Path, widths: tuple[int, ...], use_crf: bool = False, name: str = "") -> pd.DataFrame:
@@ -117,8 +123,9 @@ def trimap_rows(run_dir: str | Path, widths: tuple[int, ...], use_crf: bool = Fa
 
 
 def predict_labels(run_dir: str | Path, indices: list[int], use_crf: bool = False,
-                   split: str | None = None) -> tuple[object, list[np.ndarray]]:
-    """(dataset, predicted label maps of ``dataset[i]`` for i in indices) of a finished run (Fig. 5)."""
+                   split: str | None = None) -> list[np.ndarray]:
+    """Predicted label maps of ``dataset[i]``, i in ``indices``, of a finished run on its eval split
+    (or ``split``) (Fig. 5)."""
     from .crf import CRFParams, crf_labels, require_crf
     from .predict import predict_probs
     from .train import load_model
@@ -132,7 +139,7 @@ def predict_labels(run_dir: str | Path, indices: list[int], use_crf: bool = Fals
         s = ds[i]
         p = predict_probs(model, s.image, cfg.eval_scales, device=cfg.device)
         out.append(crf_labels(s.image, p, CRFParams()) if use_crf else p.argmax(0).astype(np.uint8))
-    return ds, out
+    return out
 
 
 def read_log(run_dir: str | Path) -> list[dict]:
@@ -142,9 +149,8 @@ def read_log(run_dir: str | Path) -> list[dict]:
 
 def final_pick_quality(run_dir: str | Path) -> float | None:
     """Mean IoU of BoxSup's picks with the true masks at the last relabel (None if not measured)."""
-    lines = (Path(run_dir) / "log.jsonl").read_text().splitlines()
-    last = json.loads(lines[-1]) if lines else {}
-    return last.get("pick_mIoU")
+    log = read_log(run_dir)
+    return log[-1].get("pick_mIoU") if log else None
 
 
 def proposal_quality(cfg: Config, max_images: int = 200) -> dict:
@@ -156,47 +162,42 @@ def proposal_quality(cfg: Config, max_images: int = 200) -> dict:
     ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
     store = proposals_for(cfg.dataset, cfg.train_split, cfg.proposals, cfg.data_root, cfg.proposals_dir,
                           dataset=ds, workers=max(cfg.workers, 1))
-    cache = store.root / f"quality-{max_images}.json"  # beside the candidates it measures
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    best, counts = [], []
-    for i in range(min(max_images, len(ds))):
-        s = ds[i]
-        if s.mask is None or not len(s.boxes):
-            continue
-        gt = instance_masks(s)
-        cand = store.load(s.image_id)
-        counts.append(len(cand))
-        best.append(mask_iou_matrix(cand.rles, gt, ignore_region(s)).max(0) if len(cand) else np.zeros(len(gt)))
-    if not best:
-        raise ValueError(f"{cfg.dataset}/{cfg.train_split}: no image with masks to measure proposals on")
-    out = summarize(best, counts)
-    write_json_atomic(cache, out)
-    return out
+    def compute() -> dict:
+        best, counts = [], []
+        for i in range(min(max_images, len(ds))):
+            s = ds[i]
+            if s.mask is None or not len(s.boxes):
+                continue
+            gt = instance_masks(s)
+            cand = store.load(s.image_id)
+            counts.append(len(cand))
+            best.append(mask_iou_matrix(cand.rles, gt, ignore_region(s)).max(0) if len(cand) else np.zeros(len(gt)))
+        if not best:
+            raise ValueError(f"{cfg.dataset}/{cfg.train_split}: no image with masks to measure proposals on")
+        return summarize(best, counts)
+
+    return _cached_json(store.root / f"quality-{max_images}.json", compute)  # beside the candidates
 
 
 def box_mask_quality(cfg: Config, method: str, max_images: int = 100) -> float:
     """Mean IoU of the masks a fixed box-derived method makes on train boxes vs the true instances."""
-    from .data import default_data_root
     from .proposals.boxmasks import box_masks
-    from .proposals.store import store_dir
+    from .proposals.store import cache_root, store_dir
 
-    cache = store_dir(Path(cfg.proposals_dir) if cfg.proposals_dir else default_data_root(cfg.data_root) / "proposals",
-                      cfg.dataset, cfg.train_split, method) / f"quality-{max_images}.json"
-    if cache.is_file():
-        return json.loads(cache.read_text())["miou"]
-    ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root)
-    ious = []
-    for i in range(min(max_images, len(ds))):
-        s = ds[i]
-        if s.instances is None:
-            continue
-        for m, g in zip(box_masks(s.image, s.boxes, method), s.instances):
-            union = (m | g).sum()
-            ious.append((m & g).sum() / union if union else np.nan)
-    miou = float(np.nanmean(ious)) if ious else float("nan")
-    write_json_atomic(cache, {"miou": miou, "boxes": len(ious)})
-    return miou
+    def compute() -> dict:
+        ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root)
+        ious = []
+        for i in range(min(max_images, len(ds))):
+            s = ds[i]
+            if s.instances is None:
+                continue
+            for m, g in zip(box_masks(s.image, s.boxes, method), s.instances):
+                union = (m | g).sum()
+                ious.append((m & g).sum() / union if union else np.nan)
+        return {"miou": float(np.nanmean(ious)) if ious else float("nan"), "boxes": len(ious)}
+
+    where = store_dir(cache_root(cfg.data_root, cfg.proposals_dir), cfg.dataset, cfg.train_split, method)
+    return _cached_json(where / f"quality-{max_images}.json", compute)["miou"]
 
 
 def ordering_verdict(values: list[float], names: list[str], strict: list[bool]) -> str:

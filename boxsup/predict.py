@@ -70,7 +70,7 @@ def _stride(model: nn.Module, pad_to: int | None) -> int:
     return int(s)
 
 
-def _normalise(images: np.ndarray, device: torch.device) -> torch.Tensor:
+def normalise_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """N x H x W x 3 uint8 -> N x 3 x H x W float, as ``image_to_tensor``; uint8 crosses to the device
     (4x less host-to-device traffic than float32)."""
     x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
@@ -111,7 +111,7 @@ def predict_batch(model: nn.Module, images: Sequence[np.ndarray], scales: Sequen
     stride = _stride(model, pad_to)
     h, w = images[0].shape[:2]
     with inference_mode(model, dev):
-        x = _normalise(np.stack(images), dev)
+        x = normalise_batch(np.stack(images), dev)
         if flip:  # flipped copies ride in the same batch
             x = torch.cat([x, x.flip(-1)])
         acc = None

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from .data.sample import DataError, atomic_path, read_image
 from .data.synthetic import THINGS, VERSION, default_data_root, ensure_toy
-from .data.transforms import MEAN, STD
+from .predict import normalise_batch
 
 EPOCHS, LR, BATCH, CROP = 12, 0.05, 32, 96
 
@@ -58,8 +58,7 @@ def _batch(images: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
         images = images[:, y:y + CROP, x:x + CROP]
         if rng.random() < 0.5:
             images = images[:, :, ::-1]
-    x = (torch.from_numpy(np.ascontiguousarray(images)).float() - torch.from_numpy(MEAN)) / torch.from_numpy(STD)
-    return x.permute(0, 3, 1, 2).contiguous()
+    return normalise_batch(np.ascontiguousarray(images), torch.device("cpu")).contiguous()
 
 
 def pretrain_toyfcn(data_root: str | os.PathLike | None = None, seed: int = 0, progress: bool = True) -> Path:

@@ -174,7 +174,7 @@ def table4(cfg: Config, progress: bool = True, out_dir: str | Path = "submission
         m = run(cfg.replace(**change), progress)
         row = {"method": method, "sup": sup, "data": data, "test scales": " ".join(f"{s:g}" for s in scales)}
         if cfg.profile == "paper":
-            model, c = load_model(m["run_dir"])
+            model, _ = load_model(m["run_dir"])
             name = Path(m["run_dir"]).name + ("-ms" if len(scales) > 1 else "")
             tgz = write_voc_submission(model, load_dataset("voc2012", "test", cfg.data_root), Path(out_dir) / name,
                                        scales=scales, crf=CRFParams() if cfg.use_crf else None, device=cfg.device)

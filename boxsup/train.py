@@ -37,7 +37,7 @@ from .data import load_dataset
 from .data.sample import IGNORE, atomic_path, write_json_atomic
 from .data.transforms import image_to_tensor, random_scale_crop_flip
 from .models import build_model, param_groups, replace_classifier
-from .predict import _normalise, resolve_device
+from .predict import normalise_batch, resolve_device
 
 
 def open_split(spec: str, split: str, data_root: str | None, masks: str | None = None):
@@ -172,9 +172,8 @@ class Trainer:
         bar = tqdm(total=len(box_items), desc=f"relabel {epoch}", disable=not self.progress, mininterval=2)
         for chunk in _same_size_chunks(box_items, self.sample, cfg.batch_size):
             samples = [self.sample(i) for i in chunk]
-            x = _normalise(np.stack([s.image for s in samples]), device)  # uint8 to the device
-            if device.type == "cuda" or x.shape[0] > 1:  # faster convolutions on CPU and GPU
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = normalise_batch(np.stack([s.image for s in samples]), device)  # uint8 to the device
+            x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
             with _autocast(device):
                 logps = F.log_softmax(model(x).float(), 1).cpu().numpy()
             ts = time.perf_counter()

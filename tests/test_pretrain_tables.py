@@ -117,3 +117,36 @@ def test_pick_trend_needs_more_than_two_points_to_call_a_trend():
     assert "barely change" in pick_trend({1: 40.0, 5: 41.0}, [1, 5])[1]
     with pytest.raises(ValueError, match="no pick quality"):
         pick_trend({1: 40.0}, [3])
+
+
+@pytest.mark.slow
+def test_table4_at_paper_scale_writes_one_server_tarball_per_row(data_root, tmp_path, monkeypatch):
+    """VOC 2012 test has no labels: every Table 4 row must become an evaluation-server tarball."""
+    import re
+    import shutil
+    import tarfile
+
+    from boxsup import tables
+    from boxsup.train import fit
+
+    voc = tmp_path / "voc" / "VOCdevkit" / "VOC2012"  # a VOC 2012 test split made of toy test images
+    toy = __import__("pathlib").Path(data_root) / "VOCdevkit" / "TOY"
+    ids = (toy / "ImageSets/Segmentation/test.txt").read_text().split()
+    (voc / "ImageSets/Segmentation").mkdir(parents=True)
+    (voc / "ImageSets/Segmentation/test.txt").write_text("\n".join(ids) + "\n")
+    shutil.copytree(toy / "JPEGImages", voc / "JPEGImages")
+    (voc / "Annotations").mkdir()
+    for i in ids:  # the test release has annotation files too; give the objects VOC class names
+        xml = (toy / "Annotations" / f"{i}.xml").read_text()
+        (voc / "Annotations" / f"{i}.xml").write_text(re.sub(r"<name>\w+</name>", "<name>person</name>", xml))
+    trained = fit(Config(data_root=data_root, runs_dir=str(tmp_path / "runs"), epochs=1, passes=1, batch_size=4,
+                         crop=48, device="cpu"), progress=False)
+    monkeypatch.setattr(tables, "run", lambda cfg, progress=True: {"run_dir": str(trained)})
+    cfg = Config(profile="paper", data_root=str(tmp_path / "voc"), device="cpu", use_crf=False)
+    table = tables.table4(cfg, progress=False, out_dir=tmp_path / "sub")
+    assert len(table) == len(tables.TABLE4_ROWS) and "FCN" not in table
+    for tgz in set(table["submission"]):
+        with tarfile.open(tgz) as tar:
+            pngs = [n for n in tar.getnames() if n.endswith(".png")]
+        assert sorted(p.split("/")[-1][:-4] for p in pngs) == sorted(ids)
+        assert all(p.startswith("results/VOC2012/Segmentation/comp6_test_cls/") for p in pngs)

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import default_data_root, load_dataset
-    from .store import ProposalStore, parse_shard, precompute, store_dir
+    from .store import ProposalStore, cache_root, parse_shard, precompute, store_dir
 
     shard = parse_shard(args.shard)
     params = dict(args.param)
@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         params["mcg_dir"] = os.environ.get("BOXSUP_MCG_DIR") or str(root / "MCG")
     key = {k: v for k, v in params.items() if k != "mcg_dir"}
-    store = ProposalStore(store_dir(Path(args.out) if args.out else root / "proposals", args.dataset, split,
-                                    args.method, key))
+    store = ProposalStore(store_dir(cache_root(root, args.out), args.dataset, split, args.method, key))
     res = precompute(dataset, store, args.method, params, workers=args.workers, shard=shard,
                      progress=not args.no_progress, limit=args.limit)
     print(f"{store.root}: {res['computed']} computed, {res['skipped']} already there, {res['redone']} redone "

@@ -353,6 +353,13 @@ def store_dir(cache_dir, dataset_name: str, split: str | None, method: str, para
     return Path(cache_dir) / _slug(dataset_name) / str(split or "all").replace("/", "_") / leaf
 
 
+def cache_root(data_root=None, cache_dir=None) -> Path:
+    """Where candidate stores live: ``cache_dir`` if given, else ``<data_root>/proposals``."""
+    from ..data import default_data_root
+
+    return Path(cache_dir) if cache_dir else default_data_root(data_root) / "proposals"
+
+
 def proposals_for(dataset_name: str, split: str | None, method: str, data_root=None, cache_dir=None, *,
                   dataset=None, params: dict | None = None, workers: int = 1, progress: bool = True
                   ) -> ProposalStore:
@@ -379,8 +386,7 @@ def proposals_for(dataset_name: str, split: str | None, method: str, data_root=N
         key_params = {}  # where the files live does not change the candidates
     else:
         key_params = params
-    store = ProposalStore(store_dir(Path(cache_dir) if cache_dir else root / "proposals", dataset_name, split,
-                                    method, key_params))
+    store = ProposalStore(store_dir(cache_root(root, cache_dir), dataset_name, split, method, key_params))
     if dataset is None:
         dataset = load_dataset(dataset_name, split, data_root)
     precompute(dataset, store, method, params, workers=workers, progress=progress)
