@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml env/requirements-torch.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-fast reports data benchmarks clean-runs lint
+.PHONY: install test test-fast fuzz reports data pretrain benchmarks clean-runs lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# the full loader fuzz suite (tests/test_fuzz.py): mutated VOC XML, mask PNGs and COCO json
+fuzz: install
+	BOXSUP_FUZZ_FULL=1 $(BIN)/python -m pytest -q -s -m fuzz tests/test_fuzz.py
+
 data: install
 	$(BIN)/boxsup data
+
+# the toy network's body pre-trained on the toy ImageNet (a run that needs it also makes it first)
+pretrain: install
+	$(BIN)/boxsup pretrain
 
 reports: install
 	$(BIN)/boxsup report

@@ -464,3 +464,200 @@ def test_realdata_voc_layout(name, split, n):
             assert (s.mask[b[1]:b[3], b[0]:b[2]] == lab).any()
     if split != "list_all":
         assert n_boxes > 0
+
+
+# --- strictness: data never silently becomes a wrong label (issue 14) ---------------------------
+
+def _xml_with(root: Path, image_id: str, text: str) -> Path:
+    xml = root / "Annotations" / f"{image_id}.xml"
+    xml.write_text(text)
+    return xml
+
+
+@pytest.mark.parametrize("value, field", [("nan", "xmin"), ("inf", "xmin"), ("1_2", "xmin"), ("0x10", "xmin"),
+                                          ("", "xmin"), ("1e999", "xmin")])
+def test_voc_strict_numbers(voc, value, field):
+    root, _, _ = voc
+    text = voc_xml("img2", 32, 40, [("cat", (5, 5, 15, 15))]).replace("<xmin>6</xmin>", f"<xmin>{value}</xmin>")
+    xml = _xml_with(root, "img2", text)
+    with pytest.raises(DataError, match=field) as e:
+        VOCLayout(root, "val")[0]
+    assert str(xml) in str(e.value)
+
+
+def test_check_boxes_rejects_non_finite():
+    from boxsup.data.sample import check_boxes
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(DataError, match="non-finite.*|.*non-finite"):
+            check_boxes(np.array([[1, 1, bad, 5]]), np.array([1]), 10, 10, "here.xml")
+
+
+@pytest.mark.parametrize("mutate, problem", [
+    (lambda t: t.replace("<object>", "<objet>").replace("</object>", "</objet>"), "outside any <object>"),
+    (lambda t: t.replace("<annotation>", '<annotation xmlns="http://x">'), "namespaced"),
+    (lambda t: t.replace("<object>", "<v:object xmlns:v='urn:v'>").replace("</object>", "</v:object>"), "namespaced"),
+    (lambda t: t.replace("<difficult>0</difficult>", "<difficult>yes</difficult>"), "difficult"),
+    (lambda t: t.replace("<xmin>6</xmin>", "<xmin>6</xmin><xmin>7</xmin>"), "2 <xmin>"),
+    (lambda t: '<?xml version="1.0" encoding="no-such-codec"?>' + t, "encoding"),
+    (lambda t: '<?xml version="1.0" encoding="Shift_JIS"?>' + t, "multi-byte"),
+    (lambda t: '<!DOCTYPE annotation [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+               + t.replace("<filename>", "<filename>&b;"), "DTD"),
+    (lambda t: t[:len(t) // 2], "cannot parse"),
+])
+def test_voc_xml_structure_errors_name_the_file(voc, mutate, problem):
+    root, _, _ = voc
+    xml = _xml_with(root, "img2", mutate(voc_xml("img2", 32, 40, [("cat", (5, 5, 15, 15))])))
+    with pytest.raises(DataError, match=problem) as e:
+        VOCLayout(root, "val")[0]
+    assert str(xml) in str(e.value)
+
+
+def test_voc_image_without_objects_is_counted_not_background(voc):
+    root, _, _ = voc
+    _xml_with(root, "img2", voc_xml("img2", 32, 40, []))
+    with pytest.warns(UserWarning, match="skipped 1 of 1 images"):
+        ds = VOCLayout(root, "val", masks="none")
+    assert len(ds) == 0 and ds.skipped == {"no_objects": 1} and ds.skipped_ids == ["img2"]
+    with pytest.raises(DataError, match="no usable object") as e:
+        VOCLayout(root, "val", masks="none", empty="error")
+    assert "img2.xml" in str(e.value)
+    assert len(VOCLayout(root, "val", masks="none", empty="keep")) == 1
+    # its instance map still holds the cat: the XML lost an object, and that is an error
+    with pytest.raises(DataError, match="instance id 1 but the annotation has 0 objects"):
+        VOCLayout(root, "val")[0]
+    # with a mask (and no instance map) the image keeps its ground truth
+    (root / "SegmentationObject" / "img2.png").unlink()
+    s = VOCLayout(root, "val")[0]
+    assert len(s.boxes) == 0 and s.mask is not None
+    # only difficult objects, skipped: the reason says so
+    _xml_with(root, "img2", voc_xml("img2", 32, 40, [("cat", (5, 5, 15, 15))]).replace(
+        "<difficult>0</difficult>", "<difficult>1</difficult>"))
+    with pytest.warns(UserWarning):
+        ds = VOCLayout(root, "val", masks="none", skip_difficult=True)
+    assert ds.skipped == {"only_difficult_objects": 1}
+
+
+def test_voc_mask_palette_and_content_checked(voc):
+    from PIL import Image
+
+    from boxsup.data.sample import voc_palette
+    root, _, truth = voc
+    png = root / "SegmentationClass" / "img1.png"
+    cls = truth["img1"][1]
+    pal = voc_palette()
+    swapped = pal.copy()
+    swapped[[DOG, PERSON]] = swapped[[PERSON, DOG]]  # another index order: dog and person swapped
+    im = Image.fromarray(cls, mode="P")
+    im.putpalette(swapped.ravel().tolist())
+    im.save(png)
+    with pytest.raises(DataError, match="palette colour of index") as e:
+        VOCLayout(root, "train")[0]
+    assert str(png) in str(e.value)
+    # an RGB mask quantised to an adaptive palette
+    Image.fromarray(pal[cls]).quantize(colors=8).save(png)
+    with pytest.raises(DataError, match="palette"):
+        VOCLayout(root, "train")[0]
+    # a JPEG named .png
+    Image.fromarray(cls, mode="L").save(png, format="JPEG")
+    with pytest.raises(DataError, match="not a PNG"):
+        VOCLayout(root, "train")[0]
+    # 16-bit grey: 266 would wrap to class 10
+    arr = cls.astype(np.uint16)
+    arr[0, 0] = 266
+    Image.fromarray(arr).save(png)
+    with pytest.raises(DataError, match="outside 0..255"):
+        VOCLayout(root, "train")[0]
+    # a 32-bit TIFF (holding -246, which would wrap to 10) named .png
+    arr = cls.astype(np.int32)
+    arr[0, 0] = -246
+    Image.fromarray(arr).save(png, format="TIFF")
+    with pytest.raises(DataError, match="not a PNG"):
+        VOCLayout(root, "train")[0]
+    # a grey PNG of class ids is fine
+    Image.fromarray(cls, mode="L").save(png)
+    np.testing.assert_array_equal(VOCLayout(root, "train")[0].mask, cls)
+
+
+def test_voc_segmentation_object_holding_class_ids(voc):
+    root, _, truth = voc
+    write_palette_png(root / "SegmentationObject" / "img1.png", truth["img1"][1])  # class ids 15, 12
+    with pytest.raises(DataError, match="instance id 12 but the annotation has 2 objects") as e:
+        VOCLayout(root, "train")[0]
+    assert "SegmentationObject" in str(e.value)
+    swapped = np.where(truth["img1"][2] == 1, 2, np.where(truth["img1"][2] == 2, 1, 0)).astype(np.uint8)
+    write_palette_png(root / "SegmentationObject" / "img1.png", swapped)
+    with pytest.raises(DataError, match="instance 1 is mostly class"):
+        VOCLayout(root, "train")[0]
+
+
+def test_decompression_bombs_are_data_errors(voc, monkeypatch):
+    from PIL import Image
+    root, _, _ = voc
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 40x32 = 1280 pixels: > 2x the limit
+    with pytest.raises(DataError, match="DecompressionBomb") as e:
+        VOCLayout(root, "train")[0]
+    assert "img1.jpg" in str(e.value)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # between 1x and 2x: PIL only warns
+    with pytest.raises(DataError, match="DecompressionBomb"):
+        VOCLayout(root, "train")[0]
+
+
+def _coco_with(coco, change) -> COCODataset:
+    data = json.loads(json.dumps(coco["data"]))
+    change(data)
+    coco["ann_file"].write_text(json.dumps(data))
+    return COCODataset(coco["image_dir"], coco["ann_file"])
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda d: d["annotations"][0].update(iscrowd="0"), "iscrowd"),
+    (lambda d: d["annotations"][0].update(iscrowd=False), "iscrowd"),
+    (lambda d: d["annotations"][0].update(bbox="1234"), "bbox"),
+    (lambda d: d["annotations"][0].update(bbox=[True, True, True, True]), "bbox"),
+    (lambda d: d["annotations"][0].update(bbox=[1, 2, "3", 4]), "bbox"),
+    (lambda d: d["categories"].append({"id": 18, "name": "horse"}), "category id 18 appears twice"),
+    (lambda d: d["categories"][0].pop("name"), "categories\\[0\\]"),
+    (lambda d: d.update(annotations={"a": 1}), "'annotations' is dict"),
+    (lambda d: d["annotations"].append(7), "annotations\\[8\\] is int"),
+    (lambda d: d["images"][0].update(height="40"), "images\\[0\\]"),
+    (lambda d: d["images"][1].update(id=1), "image id 1 appears twice"),
+    (lambda d: d["annotations"][1].update(segmentation=[[5, 5, float("nan"), 9, 30, 30]]), "NaN|non-finite"),
+    (lambda d: d["annotations"][1].update(segmentation=[[5, 5, "9", 9, 30, 30]]), "not a finite number"),
+])
+def test_coco_schema_errors(coco, change, problem):
+    with pytest.raises(DataError, match=problem) as e:
+        _coco_with(coco, change)
+    assert str(coco["ann_file"]) in str(e.value)
+
+
+@pytest.mark.parametrize("ring", [[5, 5, 30, 30], [5, 5, 30, 30, 20], [5, 5, 10, 10, 20, 20],
+                                  [5, 5, 1e30, 9, 30, 30]])
+def test_coco_degenerate_polygon_is_counted_skip(coco, ring):
+    with pytest.warns(UserWarning, match="degenerate_polygon"):
+        ds = _coco_with(coco, lambda d: d["annotations"][1].update(segmentation=[ring]))
+    assert ds.skipped["degenerate_polygon"] == 1 and len(ds.degenerate) == 1
+    s = ds[0]
+    assert s.labels.tolist() == [DOG]  # the person is gone, box and all: never a background instance
+
+
+def test_coco_rle_counts_must_cover_the_image(coco):
+    short = {"size": [40, 50], "counts": [5, 10, 85]}
+    with pytest.raises(DataError, match="sum to 100, not height\\*width = 2000"):
+        _coco_with(coco, lambda d: d["annotations"][0].update(segmentation=short))[0]
+    from pycocotools import mask as mask_utils
+    r = mask_utils.encode(np.asfortranarray(np.ones((40, 49), np.uint8)))
+    bad = {"size": [40, 50], "counts": r["counts"].decode()}  # sums to 40*49
+    with pytest.raises(DataError, match="sum to 1960"):
+        _coco_with(coco, lambda d: d["annotations"][0].update(segmentation=bad))[0]
+    with pytest.raises(DataError, match="mask is 5000x4000"):  # never decoded at that size
+        _coco_with(coco, lambda d: d["annotations"][0].update(
+            segmentation={"size": [4000, 5000], "counts": [20_000_000]}))[0]
+
+
+def test_coco_nan_and_overflow_in_json(coco):
+    text = json.dumps(coco["data"])
+    for bad in ("NaN", "Infinity", "1e400"):
+        coco["ann_file"].write_text(text.replace('"bbox": [20, 15, 10, 10]', f'"bbox": [20, 15, {bad}, 10]'))
+        with pytest.raises(DataError, match="cannot parse COCO json") as e:
+            COCODataset(coco["image_dir"], coco["ann_file"])
+        assert str(coco["ann_file"]) in str(e.value)

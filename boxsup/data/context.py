@@ -17,14 +17,14 @@ ignored); without XML the boxes are empty. No instance masks.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 
-from .sample import DataError, Sample, check_boxes, check_mask_size, read_image, read_label_png, read_split_file
-from .voc import clip_border_pixel
+from .sample import (DataError, Sample, check_boxes, check_class_values, check_mask_size, read_image,
+                     read_label_png, read_split_file)
+from .voc import clip_border_pixel, read_voc_objects
 
 CONTEXT59_CLASSES = (
     "background", "aeroplane", "bag", "bed", "bedclothes", "bench", "bicycle", "bird", "boat", "book",
@@ -83,22 +83,14 @@ def read_labels_txt(path: Path) -> np.ndarray:
 
 
 def parse_context_xml(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (half-open) and Context class ids of the objects of a VOC XML whose names map to Context."""
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as e:
-        raise DataError(f"cannot parse annotation {path}: {e}") from e
+    """Boxes (half-open) and Context class ids of the objects of a VOC XML whose names map to Context
+    (parsed strictly, with defusedxml, by ``voc.read_voc_objects``)."""
     boxes, labels = [], []
-    for obj in root.iter("object"):
-        k = context_index(obj.findtext("name") or "")
+    for name, _, box in read_voc_objects(path):
+        k = context_index(name)
         if k is None:
             continue
-        bb = obj.find("bndbox")
-        try:
-            x0, y0, x1, y1 = (float(bb.findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax"))
-        except (AttributeError, TypeError, ValueError) as e:
-            raise DataError(f"{path}: object {obj.findtext('name')!r} has a malformed <bndbox>") from e
-        boxes.append([x0 - 1, y0 - 1, x1, y1])  # VOC is 1-based inclusive
+        boxes.append(box)
         labels.append(k)
     return np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(labels, dtype=np.int64)
 
@@ -171,9 +163,7 @@ class PascalContext:
         if self.layout == "png":
             where = self.png_dir / f"{image_id}.png"
             mask = read_label_png(where)
-            bad = (mask >= self.num_classes) & (mask != 255)
-            if bad.any():
-                raise DataError(f"{where}: class index {int(mask[bad].max())} >= {self.num_classes} classes")
+            check_class_values(mask, self.num_classes, str(where))
         else:
             where = self.mat_dir / f"{image_id}.mat"
             mask = load_label_map(where, self.lut)

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from .sample import (VOC_CLASSES, DataError, Sample, check_boxes, check_mask_size, read_image,
-                     read_label_png, read_split_file, tight_box)
-from .voc import clip_border_pixel, parse_voc_xml
+from .sample import (VOC_CLASSES, DataError, Sample, check_boxes, check_class_values, check_mask_size,
+                     read_image, read_label_png, read_split_file, tight_box)
+from .boxes import box_iou
+from .voc import clip_border_pixel, parse_voc_xml, read_instances
 
 SBD_HELP = ("Get PASCAL VOC 2012 (VOCtrainval_11-May-2012.tar, unpacked so that "
             "<data_root>/VOCdevkit/VOC2012/JPEGImages exists) and SBD: either the Berkeley release "
@@ -63,14 +64,6 @@ def _segmentation(fields: dict, path: Path) -> np.ndarray:
     return seg.astype(np.uint8)
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_instances(boxes: np.ndarray, labels: np.ndarray, inst_map: np.ndarray, inst_classes: np.ndarray
                     ) -> np.ndarray | None:
     """SBD instances reordered to follow ``boxes``: greedy by class and box IoU (>= 0.5), else None.
@@ -78,11 +71,11 @@ def match_instances(boxes: np.ndarray, labels: np.ndarray, inst_map: np.ndarray,
     SBD numbers instances in its own order, not the XML's, so they must be matched to be aligned.
     """
     masks = [inst_map == k + 1 for k in range(len(inst_classes))]
-    tboxes = [tight_box(m) for m in masks]
+    ious = box_iou(boxes, [tight_box(m) for m in masks]) if masks else np.zeros((len(boxes), 0))
     used: set[int] = set()
     out = []
-    for b, lab in zip(boxes, labels):
-        cands = [(_box_iou(b, tboxes[k]), k) for k in range(len(masks))
+    for j, lab in enumerate(labels):
+        cands = [(ious[j, k], k) for k in range(len(masks))
                  if k not in used and int(inst_classes[k]) == int(lab) and masks[k].any()]
         iou, k = max(cands, default=(0.0, -1))
         if iou < 0.5:
@@ -191,21 +184,18 @@ class VOCAug:
                 raise DataError(f"no class mask for {image_id}: looked for {source}. " + SBD_HELP)
             if mask is not None:
                 check_mask_size(mask, image, source)
-                bad = (mask >= self.num_classes) & (mask != 255)
-                if bad.any():
-                    raise DataError(f"{source}: class index {int(mask[bad].max())} >= {self.num_classes} classes")
-                instances = self._instances(image_id, image, boxes, labels, sbd_inst)
+                check_class_values(mask, self.num_classes, source)
+                instances = self._instances(image_id, image, boxes, labels, mask, sbd_inst)
+        if not len(labels) and mask is None:  # nothing would supervise it: it would train as background
+            raise DataError(f"{where}: no objects and no class mask for {image_id}")
         return Sample(image=image, boxes=boxes, labels=labels, image_id=image_id, mask=mask,
                       instances=instances, meta={"difficult": difficult, "mask_source": source,
                                                  "source": str(self.root)})
 
-    def _instances(self, image_id, image, boxes, labels, sbd_inst) -> np.ndarray | None:
+    def _instances(self, image_id, image, boxes, labels, mask, sbd_inst) -> np.ndarray | None:
         op = self.voc / "SegmentationObject" / f"{image_id}.png"
         if op.is_file():  # VOC numbers objects in XML order
-            obj = read_label_png(op)
-            check_mask_size(obj, image, str(op))
-            return np.stack([obj == k + 1 for k in range(len(boxes))]) if len(boxes) else \
-                np.zeros((0,) + image.shape[:2], dtype=bool)
+            return read_instances(op, image, labels, mask)
         if sbd_inst is not None:
             return match_instances(boxes, labels, *sbd_inst)
         return None

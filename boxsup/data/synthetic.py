@@ -23,9 +23,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from .sample import IGNORE, atomic_path, tight_box, write_jpeg, write_palette_png
+from ..atomic import write_json, write_text
+from .boxes import tight_box
+from .sample import IGNORE, write_jpeg, write_palette_png
 
 THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
 STUFF = ("sand", "water", "brick", "foliage")
@@ -334,8 +337,6 @@ def _write_voc_split(root: Path, split: str, n: int, rng, spec: ToySpec, context
 
 
 def _write_coco_split(root: Path, split: str, n: int, rng, spec: ToySpec) -> None:
-    from pycocotools import mask as mask_utils
-
     images, anns = [], []
     for i in tqdm(range(n), desc=f"toy coco/{split}", leave=False, mininterval=1):
         img, label, inst, labels = render(rng, spec)
@@ -352,9 +353,7 @@ def _write_coco_split(root: Path, split: str, n: int, rng, spec: ToySpec) -> Non
                          "iscrowd": 0, "segmentation": rle})
     cats = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(THINGS)]
     path = root / "annotations" / f"instances_{split}.json"
-    tmp = atomic_path(path)
-    tmp.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
-    os.replace(tmp, path)
+    write_text(path, json.dumps({"images": images, "annotations": anns, "categories": cats}))
 
 
 def _write_imagenet_split(root: Path, n: int, rng, spec: ToySpec) -> None:
@@ -424,7 +423,5 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None 
         os.replace(work / sub, dst)
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    tmp = atomic_path(marker)
-    tmp.write_text(json.dumps({"spec": stamp, "seconds": round(seconds, 2)}, indent=1))
-    os.replace(tmp, marker)
+    write_json(marker, {"spec": stamp, "seconds": round(seconds, 2)})
     return root

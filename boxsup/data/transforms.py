@@ -22,10 +22,13 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(((image.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1).copy())
 
 
-def tensor_to_image(x: torch.Tensor) -> np.ndarray:
-    """Inverse of ``image_to_tensor`` (for figures)."""
-    arr = x.detach().cpu().numpy().transpose(1, 2, 0) * STD + MEAN
-    return np.clip(arr, 0, 255).astype(np.uint8)
+def normalise_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """N x H x W x 3 uint8 -> N x 3 x H x W float, as ``image_to_tensor``; uint8 crosses to the device
+    (4x less host-to-device traffic than float32)."""
+    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
+    mean = torch.as_tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.as_tensor(STD, device=device).view(1, 3, 1, 1)
+    return (x - mean) / std
 
 
 def random_scale_crop_flip(image: np.ndarray, label: np.ndarray, crop: int, rng: np.random.Generator,
