@@ -43,7 +43,7 @@ def simulated_probs(mask: np.ndarray, num_classes: int, rng: np.random.Generator
 
 def model_probs(run_dir: str, dataset, n: int, device: str) -> list[np.ndarray]:
     from boxsup.predict import predict_dataset
-    from boxsup.train import load_model
+    from boxsup.runs import load_model
 
     model, _ = load_model(Path(run_dir))
     out = {s.image_id: p for s, p in predict_dataset(model, dataset, max_images=n, device=device)}

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from boxsup import relabel as rl
 from boxsup.models import build_model, param_groups
+from boxsup.proposals.segments import Segments
 
 
 def train_speed(bf16: bool, channels_last: bool, iters: int, batch: int, size: int) -> float:
@@ -57,7 +58,7 @@ def relabel_speed(candidates: int, images: int) -> tuple[float, float]:
     # candidates as unions of ~600 superpixels (as our generators and MCG store them)
     atoms = (np.arange(h)[:, None] // 15) * 34 + (np.arange(w)[None, :] // 15)
     member = rng.random((candidates, atoms.max() + 1)) < 0.02
-    sets = rl.AtomSets(atoms.reshape(-1), member)
+    sets = Segments(atoms.astype(np.int32), member)
     cb = np.stack([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
                    for ys, xs in (np.nonzero(member[i][atoms]) for i in range(candidates))]).astype(np.float32)
     boxes = np.array([[50, 40, 250, 300], [200, 100, 480, 360], [10, 10, 90, 120]], np.float32)

@@ -36,11 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from boxsup.data import VOCLayout, load_dataset  # noqa: E402
-from boxsup.data.sample import tight_box  # noqa: E402
+from boxsup.data.boxes import box_iou, tight_box  # noqa: E402
 from boxsup.proposals.boxmasks import box_masks  # noqa: E402
 from boxsup.proposals.generators import generate_segments  # noqa: E402
-from boxsup.proposals.quality import (box_iou, ignore_region, instance_masks, mask_iou_matrix,  # noqa: E402
-                                      summarize)
+from boxsup.proposals.quality import ignore_region, instance_masks, mask_iou_matrix, summarize  # noqa: E402
 from boxsup.proposals.selective_search import opencv_selective_search_boxes  # noqa: E402
 
 GENERATORS = ("ss", "mcg-ours", "gop-ours")

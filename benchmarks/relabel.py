@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from boxsup import relabel as rl
-from boxsup.data.sample import tight_box
+from boxsup.data.boxes import tight_box
 
 
 def random_candidates(rng, h: int, w: int, m: int) -> np.ndarray:

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .data.synthetic import VERSION as TOY_VERSION
+from .proposals.generators import BOX_METHODS, PROPOSAL_METHODS
+
+# Every vocabulary of a run, defined once (the modules that act on them import them from here).
 PROFILES = ("toy", "paper")
-SUPERVISIONS = ("mask", "box", "semi", "rect", "grabcut", "crfbox")
+SUPERVISIONS = ("mask", "box", "semi") + BOX_METHODS  # box methods: Table 2's fixed baselines
 EXTRAS = ("none", "boxes", "masks")
-PROPOSALS = ("mcg-ours", "mcg", "ss", "gop-ours")
+PROPOSALS = PROPOSAL_METHODS
 ARCHS = ("toyfcn", "deeplab-largefov", "deeplabv3-resnet101")
+ER_NORMS = ("image", "box")  # what Er is divided by: the image area, or the box area (relabel.py)
 
 # Profile defaults for fields left at None. Both start from a pre-trained body with DeepLab's 10x
-# classifier learning rate: VGG-16 on ImageNet (paper), the toy network pre-trained on the toy
-# benchmark's image-level split (``pretrain.py``). An epoch is one relabel followed by ``passes``
-# passes over the data: one in the paper (10,582 images, 529 iterations), three on the toy benchmark,
-# whose 400 images give only 25 iterations a pass, too few for the network to change between two
-# relabels as much as it does in a paper epoch (and each relabel costs as much as two passes here).
-# The toy schedule keeps the paper's shape: lr / 10 twice, three phases (15 epochs, step 6).
+# classifier learning rate. An epoch is one relabel followed by ``passes`` passes over the data: one
+# in the paper (529 iterations), three on the toy benchmark, whose 25 iterations a pass are too few
+# for the network to change between relabels as it does in a paper epoch. The toy schedule keeps the
+# paper's shape: lr / 10 twice, three phases.
 DEFAULTS = {
     "toy": dict(dataset="toy", extra_dataset="toy:extra", arch="toyfcn", pretrained=True, epochs=15,
                 passes=3, lr_step=6, lr=0.01, head_lr_mult=10.0, batch_size=16, crop=64, proposals="mcg-ours",
@@ -35,14 +39,14 @@ DEFAULTS = {
 }
 
 # Fields that do not change what a run learns: excluded from the run's identity (its hash).
-# ``workers`` (data-loader processes) is deliberately in the key: on the CPU, training with 2 loader
-# workers gives different weights than with 0 (measured; cause not yet found), so runs made with
-# different settings are never mixed in the cache.
+# ``workers`` (data-loader processes) stays in the key: on the CPU 0 and 2 loader workers have given
+# different weights, so runs made with different settings are never mixed in the cache.
 NOT_IN_KEY = {"device", "runs_dir", "data_root", "use_crf", "name", "proposals_dir", "snapshot_ids",
               "eval_scales"}
 
 
-def _allowed(name: str, value, allowed: tuple) -> None:
+def check_choice(name: str, value, allowed: Sequence) -> None:
+    """The one check of a choice parameter: the error names the field, the value and the choices."""
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of: {', '.join(map(str, allowed))}")
 
@@ -85,15 +89,15 @@ class Config:
     snapshot_ids: tuple[int, ...] = (0, 1, 2, 3)  # train images whose estimated masks are kept (Fig. 3)
 
     def __post_init__(self) -> None:
-        _allowed("profile", self.profile, PROFILES)
+        check_choice("profile", self.profile, PROFILES)
         for k, v in DEFAULTS[self.profile].items():
             if getattr(self, k) is None:
                 setattr(self, k, v)
-        _allowed("supervision", self.supervision, SUPERVISIONS)
-        _allowed("extra", self.extra, EXTRAS)
-        _allowed("proposals", self.proposals, PROPOSALS)
-        _allowed("arch", self.arch, ARCHS)
-        _allowed("er_norm", self.er_norm, ("image", "box"))
+        check_choice("supervision", self.supervision, SUPERVISIONS)
+        check_choice("extra", self.extra, EXTRAS)
+        check_choice("proposals", self.proposals, PROPOSALS)
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("er_norm", self.er_norm, ER_NORMS)
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device={self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
         for name in ("k", "epochs", "passes", "lr_step", "batch_size", "crop"):
@@ -138,10 +142,8 @@ class Config:
 
     def key(self) -> str:
         """Hash of everything that changes what the run learns (not where it runs or is stored)."""
-        from .data.synthetic import VERSION
-
         d = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_KEY}
-        d["toy_version"] = VERSION  # a regenerated benchmark invalidates cached toy runs
+        d["toy_version"] = TOY_VERSION  # a regenerated benchmark invalidates cached toy runs
         if not self.uses_proposals:  # k, lam and the proposal method do not matter then
             for k in ("k", "lam", "proposals", "er_norm"):
                 d.pop(k)
@@ -171,8 +173,4 @@ class Config:
             d["name"] = None
         return Config.from_dict(d)
 
-
-def validate_params(**params) -> Config:
-    """Notebook entry: build and validate a Config from the notebook's parameters."""
-    return Config(**params)
 

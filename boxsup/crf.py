@@ -10,9 +10,8 @@ DeepLab tuned the CRF on a held-out slice of val (BoxSup held out 100 val images
 ``search_crf_params`` repeats that grid search and caches its result as JSON.
 
 ``dense_crf_torch`` is the same mean field in plain torch with exact Gaussian kernels (no
-pydensecrf needed): O(N^2) in the pixels, meant for a GPU or as a reference. Measured on an H200,
-500x375 with 21 classes: 3.5 s exact, 0.25 s with ``source_stride=2`` (pydensecrf: ~0.5 s on one
-CPU core); labels agree with pydensecrf on 99.9% of pixels.
+pydensecrf needed): O(N^2) in the pixels, meant for a GPU or as a reference (``benchmarks/crf.py``
+measures its speed and its agreement with pydensecrf).
 """
 from __future__ import annotations
 
@@ -26,9 +25,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data.sample import write_json_atomic
+from .atomic import write_json
+from .metrics import ConfusionMatrix
 
 INSTALL_HINT = "dense CRF needs pydensecrf: run `pip install -e .[crf]` (PyPI package pydensecrf2)"
 
@@ -73,6 +75,10 @@ class CRFParams:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def short_hash(self) -> str:
+        """A short stable name of these settings (cache file names)."""
+        return hashlib.sha1(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:8]
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "CRFParams":
@@ -182,8 +188,6 @@ def _fingerprint(images, probs, targets, num_classes: int, points: list[CRFParam
 
 
 def _miou(labels: Iterable[np.ndarray], targets: Iterable[np.ndarray], num_classes: int) -> float:
-    from .metrics import ConfusionMatrix
-
     cm = ConfusionMatrix(num_classes)
     for lab, t in zip(labels, targets):
         cm.update(t, lab)
@@ -226,7 +230,7 @@ def search_crf_params(images: Sequence[np.ndarray], probs: Sequence[np.ndarray],
     out = {"key": key, "num_images": len(images), "best": best.as_dict(),
            "best_mIoU": results[best_i]["mIoU"], "no_crf_mIoU": no_crf, "results": results}
     if cache is not None:
-        write_json_atomic(cache, out)
+        write_json(cache, out)
     return {"best": best, "best_mIoU": out["best_mIoU"], "no_crf_mIoU": no_crf, "results": results,
             "cached": False}
 
@@ -235,9 +239,6 @@ def search_crf_params(images: Sequence[np.ndarray], probs: Sequence[np.ndarray],
 
 def _gauss_filter(v, std: float):
     """Separable truncated (4 sigma) Gaussian blur of (C,H,W), zero outside the image, self included."""
-    import torch
-    import torch.nn.functional as F
-
     r = int(np.ceil(4 * std))
     x = torch.arange(-r, r + 1, dtype=v.dtype, device=v.device)
     k = torch.exp(-x ** 2 / (2 * std ** 2))
@@ -259,8 +260,6 @@ def dense_crf_torch(image: np.ndarray, probs: np.ndarray, params: CRFParams | No
     The bilateral kernel matrix is kept in memory when it fits ``cache_bytes`` (default: 1 GiB on
     CPU, half the free GPU memory on CUDA), else recomputed in row chunks every iteration.
     """
-    import torch
-
     p = params or CRFParams()
     if source_stride < 1:
         raise ValueError(f"source_stride={source_stride}; must be >= 1")

@@ -8,15 +8,15 @@
   classes plus background, background counted as a class in the mean (the "59 + background"
   convention of the paper and of FCN); pixels of the remaining classes are 255 and ignored.
   ``evaluate`` needs nothing special for it: num_classes = len(dataset.classes) = 60.
-- Fig. 4: mIoU inside / outside bands around ground-truth boundaries (``trimap_table``).
+- Fig. 4: mIoU inside / outside bands around ground-truth boundaries (``trimap_widths``).
+
+``evaluate_run`` scores a run folder under a protocol and caches the result in it (``runs.eval_tag``);
+the CLI, the notebooks and the tables all go through it.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tarfile
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -27,12 +27,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .crf import CRFParams, dense_crf_many, require_crf
+from . import runs
+from .atomic import replacing
+from .crf import CRFParams, crf_labels, dense_crf_many, require_crf
+from .data import load_dataset
 from .data.sample import VOC_CLASSES, write_palette_png
 from .metrics import ConfusionMatrix, Trimap
-from .predict import check_scales, predict_dataset, resolve_device
+from .predict import check_scales, predict_dataset, predict_probs, resolve_device
 
-CONTEXT_NUM_CLASSES = 60
 SUBMISSION_DIR = "results/VOC2012/Segmentation/{comp}_test_cls"
 
 
@@ -156,99 +158,67 @@ def write_voc_submission(model, dataset, out_dir: str | os.PathLike, *, scales: 
                                          desc="submission"):
         write_palette_png(png_dir / f"{sample.image_id}.png", labels)
     tgz = out / "results.tgz"
-    tmp = out / f".results.{os.getpid()}.tgz.tmp"
-    with tarfile.open(tmp, "w:gz") as tar:
+    with replacing(tgz) as tmp, tarfile.open(tmp, "w:gz") as tar:
         tar.add(out / "results", arcname="results")
-    os.replace(tmp, tgz)
     return tgz
 
 
-def trimap_table(model, dataset, widths: Sequence[int], method_name: str, *, num_classes: int | None = None,
-                 scales: Sequence[float] = (1.0,), flip: bool = False, crf: CRFParams | None = None,
-                 device: str = "auto", max_images: int | None = None, workers: int = 1,
-                 progress: bool = True) -> pd.DataFrame:
-    """Fig. 4: tidy rows (band_width, region in {boundary, interior}, method, mIoU) for one model."""
-    n = num_classes if num_classes is not None else len(dataset.classes)
-    r = evaluate(model, dataset, n, scales=scales, flip=flip, crf=crf, device=device, trimap_widths=widths,
-                 max_images=max_images, workers=workers, progress=progress)
-    df = pd.DataFrame(r["trimap"], columns=["band_width", "region", "method", "mIoU"])
-    df["method"] = method_name
-    return df
+# --- run folders -----------------------------------------------------------------------------------
 
-
-# --- CLI glue: `boxsup evaluate RUN_DIR ...` -------------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a finished run folder (config.json + last.pth)")
-    parser.add_argument("--split", default="val", help="dataset split (default: val)")
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0],
-                        help="test scales whose score maps are averaged (BoxSup+: 0.8 1 1.2)")
-    parser.add_argument("--flip", action="store_true", help="also average the horizontally flipped image")
-    parser.add_argument("--crf", action="store_true", help="dense CRF post-processing (needs pydensecrf)")
-    parser.add_argument("--crf-params", default=None,
-                        help="JSON with CRF parameters, or a search_crf_params cache (its 'best' is used)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    parser.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
-    parser.add_argument("--workers", type=int, default=1, help="processes for the CRF (default: 1)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--trimap", type=int, nargs="*", default=None, metavar="WIDTH",
-                        help="also report trimap band mIoU for these widths (Fig. 4)")
-    parser.add_argument("--submission", default=None, metavar="OUT",
-                        help="write the VOC test-server PNGs and results.tgz under OUT instead of scoring")
-
-
-def _load_crf_params(path: str | None) -> CRFParams:
-    if path is None:
-        return CRFParams()
-    data = json.loads(Path(path).read_text())
-    return CRFParams.from_dict(data["best"] if "best" in data else data)
-
-
-def _json_safe(obj):
-    """NaN (a class absent from a trimap band, say) -> null, so the file is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
+def crf_tag(crf: CRFParams | None) -> str | None:
+    """How a CRF setting is named in cached evaluations: "crf" for the defaults."""
+    if crf is None:
         return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+    return "crf" if crf == CRFParams() else "crf-" + crf.short_hash()
 
 
-def _tag(args) -> str:
-    parts = ["s" + "-".join(f"{s:g}" for s in args.scales)]
-    if args.flip:
-        parts.append("flip")
-    if args.crf:
-        parts.append("crf")
-    if args.max_images:
-        parts.append(f"n{args.max_images}")
-    return "_".join(parts)
+def evaluate_run(run_dir: str | os.PathLike, split: str | None = None, scales: Sequence[float] = (1.0,), *,
+                 flip: bool = False, crf: CRFParams | None = None, trimap_widths: Sequence[int] | None = None,
+                 max_images: int | None = None, device: str | None = None, workers: int = 1,
+                 batch_size: int = 8, progress: bool = True) -> dict:
+    """``evaluate`` of a finished run on a split (default: its eval split), cached in the run folder
+    as ``eval-<split>-<tag>.json`` and recomputed only when the checkpoint changes."""
+    cfg = runs.read_config(run_dir)
+    split = split or cfg.eval_split
+    scales = check_scales(scales)
+    widths = tuple(int(w) for w in trimap_widths) if trimap_widths else None
+    tag = runs.eval_tag(scales, flip, crf_tag(crf), max_images, widths)
+
+    def compute() -> dict:
+        if crf is not None:
+            require_crf()  # before any network time is spent
+        model, _ = runs.load_model(run_dir)
+        ds = load_dataset(cfg.dataset, split, cfg.data_root)
+        res = evaluate(model, ds, len(ds.classes), scales=scales, flip=flip, crf=crf, device=device or cfg.device,
+                       trimap_widths=widths, class_names=tuple(ds.classes), max_images=max_images,
+                       workers=workers, batch_size=batch_size, progress=progress)
+        return {**res, "split": split, "run_dir": str(run_dir)}
+
+    return runs.cached_eval(run_dir, split, tag, compute)
 
 
-def run(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .train import load_model  # written alongside; imported lazily to keep this module light
-
-    run_dir = Path(args.run_dir)
-    crf = _load_crf_params(args.crf_params) if args.crf else None
+def predict_run(run_dir: str | os.PathLike, indices: Sequence[int], crf: CRFParams | None = None,
+                split: str | None = None) -> list[np.ndarray]:
+    """Predicted label maps of ``dataset[i]``, i in ``indices``, of a finished run on its eval split
+    (or ``split``), at the run's eval scales (Fig. 5)."""
     if crf is not None:
         require_crf()
-    model, config = load_model(run_dir)
-    dataset = load_dataset(config.dataset, args.split, config.data_root)
-    common = dict(scales=args.scales, flip=args.flip, crf=crf, device=args.device,
-                  max_images=args.max_images, workers=args.workers)
-    if args.submission:
-        tgz = write_voc_submission(model, dataset, args.submission, batch_size=args.batch_size, **common)
-        print(f"wrote {tgz}")
-        return 0
-    res = evaluate(model, dataset, len(dataset.classes), trimap_widths=args.trimap or None,
-                   batch_size=args.batch_size, **common)
-    res.update({"split": args.split, "run_dir": str(run_dir)})
-    path = run_dir / f"eval-{args.split}-{_tag(args)}.json"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_json_safe(res), indent=1))
-    os.replace(tmp, path)
-    print(f"{args.split}: mIoU {100 * res['mIoU']:.2f}  pixel acc {100 * res['pixel_acc']:.2f}  "
-          f"({res['num_images']} images, {res['seconds']:.1f} s) -> {path}")
-    return 0
+    model, cfg = runs.load_model(run_dir)
+    ds = load_dataset(cfg.dataset, split or cfg.eval_split, cfg.data_root)
+    out = []
+    for i in indices:
+        s = ds[i]
+        p = predict_probs(model, s.image, cfg.eval_scales, device=cfg.device)
+        out.append(crf_labels(s.image, p, crf) if crf is not None else p.argmax(0).astype(np.uint8))
+    return out
+
+
+def submit_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, scales: Sequence[float] = (1.0,), *,
+               flip: bool = False, crf: CRFParams | None = None, device: str | None = None,
+               split: str = "test", dataset: str | None = None, **kwargs) -> Path:
+    """The VOC evaluation server's tarball of a finished run's predictions on a split (by default
+    the test split of the run's dataset; Table 4 at paper scale passes ``dataset="voc2012"``)."""
+    model, cfg = runs.load_model(run_dir)
+    ds = load_dataset(dataset or cfg.dataset, split, cfg.data_root, masks="none")
+    return write_voc_submission(model, ds, out_dir, scales=scales, flip=flip, crf=crf, device=device or cfg.device,
+                                **kwargs)

@@ -5,16 +5,27 @@ layer (learning rate x10 as in DeepLab, replaced for fine-tuning on a new label 
 - ``deeplab-largefov``: the paper's network, DeepLab-LargeFOV on VGG-16 (output stride 8).
 - ``toyfcn``: a small dilated FCN for the embedded benchmark; trains in minutes on two CPU cores.
 - ``deeplabv3-resnet101``: a modern torchvision backbone behind the same interface (optional).
+
+Building a model only loads weights, never trains: the toy body's pre-training on the toy ImageNet
+is its own step (``pretrain.py``, ``boxsup pretrain``) that writes ``toy_pretrained_path()``.
 """
 from __future__ import annotations
 
-import warnings
+import os
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import ResNet101_Weights, VGG16_Weights, vgg16
+from torchvision.models.segmentation import deeplabv3_resnet101 as tv_deeplabv3_resnet101
 
-ARCHS = ("toyfcn", "deeplab-largefov", "deeplabv3-resnet101")
+from .config import ARCHS
+from .data.synthetic import VERSION, default_data_root
+
+WEIGHTS_HELP = ("Place the torchvision file ({}) in $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/"
+                "checkpoints), or train from random weights with pretrained=False (--no-pretrained).")
 
 
 class Segmenter(nn.Module):
@@ -49,25 +60,22 @@ def toy_fcn(num_classes: int, width: int = 32) -> Segmenter:
     return Segmenter(features, nn.Conv2d(3 * w, num_classes, 1), output_stride=4)
 
 
-def _load_vgg16_imagenet() -> nn.Module | None:
-    from torchvision.models import VGG16_Weights, vgg16
+def _imagenet(build: Callable[[], nn.Module], weights) -> nn.Module:
+    """``build()`` a torchvision network with ``weights``; when they cannot be had, stop and say where
+    to put them (a run that asked for them never silently starts from random weights)."""
     try:
-        return vgg16(weights=VGG16_Weights.IMAGENET1K_V1)
-    except Exception as e:  # no network / no cached file: the message says where to put it
-        warnings.warn(f"VGG-16 ImageNet weights could not be loaded ({type(e).__name__}: {e}). Place "
-                      "vgg16-397923af.pth in $TORCH_HOME/hub/checkpoints (default ~/.cache/torch) to "
-                      "use them; continuing from random initialisation.", stacklevel=3)
-        return None
+        return build()
+    except Exception as e:  # no network and no cached file
+        name = Path(weights.url).name
+        raise FileNotFoundError(f"ImageNet weights {name} could not be loaded ({type(e).__name__}: "
+                                f"{str(e).splitlines()[0][:160]}). " + WEIGHTS_HELP.format(name)) from e
 
 
 def deeplab_largefov(num_classes: int, pretrained: bool = True) -> Segmenter:
     """VGG-16 convs; pool4/pool5 3x3 stride 1; conv5 dilation 2; fc6 3x3 dilation 12 (1024);
     fc7 1x1 (1024); dropout 0.5; 1x1 classifier. Output stride 8."""
-    from torchvision.models import vgg16
-
-    vgg = _load_vgg16_imagenet() if pretrained else None
-    if vgg is None:
-        vgg = vgg16(weights=None)
+    w = VGG16_Weights.IMAGENET1K_V1
+    vgg = _imagenet(lambda: vgg16(weights=w), w) if pretrained else vgg16(weights=None)
     layers: list[nn.Module] = []
     n_pool = 0
     for m in vgg.features:
@@ -108,27 +116,41 @@ class _TVWrapper(nn.Module):
 
 
 def deeplabv3_resnet101(num_classes: int, pretrained: bool = True) -> nn.Module:
-    from torchvision.models import ResNet101_Weights
-    from torchvision.models.segmentation import deeplabv3_resnet101 as tv
-
-    weights = ResNet101_Weights.IMAGENET1K_V1 if pretrained else None
-    try:
-        net = tv(weights=None, weights_backbone=weights, num_classes=num_classes, aux_loss=False)
-    except Exception as e:
-        warnings.warn(f"ResNet-101 ImageNet weights could not be loaded ({e}); random initialisation.",
-                      stacklevel=2)
-        net = tv(weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    kwargs = dict(weights=None, num_classes=num_classes, aux_loss=False)
+    if pretrained:
+        w = ResNet101_Weights.IMAGENET1K_V1
+        net = _imagenet(lambda: tv_deeplabv3_resnet101(weights_backbone=w, **kwargs), w)
+    else:
+        net = tv_deeplabv3_resnet101(weights_backbone=None, **kwargs)
     return _TVWrapper(net)
 
 
-def build_model(arch: str, num_classes: int, pretrained: bool = False, data_root=None) -> nn.Module:
+def toy_pretrained_path(data_root: str | os.PathLike | None = None) -> Path:
+    """Where ``boxsup pretrain`` keeps the toy body pre-trained on the toy ImageNet (per benchmark version)."""
+    return default_data_root(data_root) / "pretrained" / f"toyfcn-toyimagenet-v{VERSION}.pth"
+
+
+def load_toy_pretrained(model: Segmenter, data_root: str | os.PathLike | None = None) -> dict:
+    """Load the pre-trained toy body into ``model.features``; returns the file's record (held-out
+    accuracy, images, epochs, seed)."""
+    path = toy_pretrained_path(data_root)
+    if not path.is_file():
+        raise FileNotFoundError(f"the toy network's pre-trained body {path} does not exist; create it with "
+                                "`boxsup pretrain` (or `make pretrain`), or train from random weights with "
+                                "pretrained=False")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.features.load_state_dict(state["features"])
+    return {k: v for k, v in state.items() if k != "features"}
+
+
+def build_model(arch: str, num_classes: int, pretrained: bool = False,
+                data_root: str | os.PathLike | None = None) -> nn.Module:
     """``pretrained``: VGG-16 / ResNet-101 ImageNet weights, or for ``toyfcn`` its body pre-trained
-    on the toy benchmark's image-level split (``pretrain.py``; trained once and cached in ``data_root``)."""
+    on the toy ImageNet (``toy_pretrained_path(data_root)``, written by ``boxsup pretrain``)."""
     if arch == "toyfcn":
         model = toy_fcn(num_classes)
         if pretrained:
-            from .pretrain import load_pretrained_toyfcn
-            load_pretrained_toyfcn(model, data_root)
+            load_toy_pretrained(model, data_root)
         return model
     if arch == "deeplab-largefov":
         return deeplab_largefov(num_classes, pretrained)

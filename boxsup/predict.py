@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.transforms import MEAN, STD
+from .atomic import save_npz
+from .data.transforms import normalise_batch
 
 DEFAULT_STRIDE = 8  # DeepLab-LargeFOV and DeepLabv3 are stride 8; toyfcn's 4 divides it
 
@@ -69,14 +70,6 @@ def _stride(model: nn.Module, pad_to: int | None) -> int:
         raise ValueError(f"pad_to={s}; must be a positive integer (1 disables padding)")
     return int(s)
 
-
-def normalise_batch(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """N x H x W x 3 uint8 -> N x 3 x H x W float, as ``image_to_tensor``; uint8 crosses to the device
-    (4x less host-to-device traffic than float32)."""
-    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
-    mean = torch.as_tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.as_tensor(STD, device=device).view(1, 3, 1, 1)
-    return (x - mean) / std
 
 
 def _forward(model: nn.Module, x: torch.Tensor, stride: int, device: torch.device) -> torch.Tensor:
@@ -140,16 +133,8 @@ def predict_probs(model: nn.Module, image: np.ndarray, scales: Sequence[float] =
 def save_probs(save_dir: str | os.PathLike, image_id: str, probs: np.ndarray) -> Path:
     """``<save_dir>/<image_id>.npz`` (float16, key ``probs``), written atomically."""
     path = Path(save_dir) / f"{image_id}.npz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, probs=probs.astype(np.float16))
-    os.replace(tmp, path)
+    save_npz(path, probs=probs.astype(np.float16))
     return path
-
-
-def load_probs(save_dir: str | os.PathLike, image_id: str) -> np.ndarray:
-    with np.load(Path(save_dir) / f"{image_id}.npz") as f:
-        return f["probs"].astype(np.float32)
 
 
 def predict_dataset(model: nn.Module, dataset, *, scales: Sequence[float] = (1.0,), flip: bool = False,

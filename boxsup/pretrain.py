@@ -1,18 +1,13 @@
-"""The toy network's ImageNet: image-level pre-training on the embedded benchmark.
+"""The toy network's ImageNet: image-level pre-training of the toy body on the embedded benchmark.
 
-BoxSup starts from VGG-16 pre-trained on ImageNet, and the method leans on it: the first relabel is
-made with that network, and what it learns in the first epochs decides whether the estimated masks
-improve or collapse. Training the toy network from random weights instead makes BoxSup collapse
-(after one epoch the network predicts mostly background, so the regression term Er favours the
-smallest candidates; measured on toy v7: picks fall from 0.51 to 0.21 mean IoU after the first
-epoch, recover only to 0.39, and the run ends at 19.9 mIoU).
-
-So the toy benchmark ships its own "ImageNet": ``toy_imagenet/train/<class>/*.jpg``, one object per
-image, labelled with its class only (no box, no mask, like ImageNet's labels), generated with the rest
-of the benchmark. ``pretrained_toyfcn`` trains the toy network's body as a classifier on it (global
-average pooling + a linear layer) once per benchmark version and caches the weights under
-``<data_root>/pretrained/``; ``build_model("toyfcn", n, pretrained=True)`` loads them, as torchvision
-loads VGG-16's.
+DeepLab starts from VGG-16 pre-trained on ImageNet, and BoxSup leans on that start: the first relabel
+is made with it. From random weights the toy network makes BoxSup collapse (the README gives the
+measurements), so the benchmark ships its own ImageNet, ``toy_imagenet/train/<class>/*.jpg`` (one
+object per image, class labels only), and ``pretrain_toyfcn`` trains the toy body on it as a
+classifier (global average pooling + a linear layer) once per benchmark version. It writes
+``models.toy_pretrained_path()``, which ``build_model("toyfcn", n, pretrained=True)`` loads, as
+torchvision loads VGG-16's weights. Run it with ``boxsup pretrain`` or ``make pretrain``; training a
+run that needs it calls it first.
 """
 from __future__ import annotations
 
@@ -25,15 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data.sample import DataError, atomic_path, read_image
-from .data.synthetic import THINGS, VERSION, default_data_root, ensure_toy
-from .predict import normalise_batch
+from .atomic import save_torch
+from .data.sample import DataError, read_image
+from .data.synthetic import THINGS, VERSION, ensure_toy
+from .data.transforms import normalise_batch
+from .models import toy_fcn, toy_pretrained_path
 
 EPOCHS, LR, BATCH, CROP = 12, 0.05, 32, 96
-
-
-def pretrained_path(data_root: str | os.PathLike | None = None) -> Path:
-    return default_data_root(data_root) / "pretrained" / f"toyfcn-toyimagenet-v{VERSION}.pth"
 
 
 def load_toy_imagenet(data_root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -62,10 +55,8 @@ def _batch(images: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
 
 
 def pretrain_toyfcn(data_root: str | os.PathLike | None = None, seed: int = 0, progress: bool = True) -> Path:
-    """Train (once per benchmark version) and cache the toy network's body; returns the file."""
-    from .models import toy_fcn
-
-    path = pretrained_path(data_root)
+    """Train the toy network's body unless its file exists (once per benchmark version); returns it."""
+    path = toy_pretrained_path(data_root)
     if path.is_file():
         return path
     images, labels = load_toy_imagenet(data_root)
@@ -98,18 +89,6 @@ def pretrain_toyfcn(data_root: str | os.PathLike | None = None, seed: int = 0, p
     with torch.inference_mode():
         pred = torch.cat([net(_batch(images[held[i:i + 64]], None)).argmax(1) for i in range(0, len(held), 64)])
     accuracy = float((pred.numpy() == labels[held]).mean())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    torch.save({"features": body.state_dict(), "heldout_accuracy": accuracy, "images": len(train),
-                "epochs": EPOCHS, "seed": seed, "toy_version": VERSION}, tmp)
-    os.replace(tmp, path)
+    save_torch(path, {"features": body.state_dict(), "heldout_accuracy": accuracy, "images": len(train),
+                      "epochs": EPOCHS, "seed": seed, "toy_version": VERSION})
     return path
-
-
-def load_pretrained_toyfcn(model: nn.Module, data_root: str | os.PathLike | None = None,
-                           progress: bool = True) -> float:
-    """Load the cached body into ``model.features`` (pre-training first if needed); returns the
-    held-out classification accuracy the body reached."""
-    state = torch.load(pretrain_toyfcn(data_root, progress=progress), map_location="cpu", weights_only=False)
-    model.features.load_state_dict(state["features"])
-    return state["heldout_accuracy"]

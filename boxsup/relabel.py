@@ -1,56 +1,49 @@
-"""The BoxSup relabeling step: with the network fixed, pick one candidate segment per box.
+"""The BoxSup relabeling step, whole: with the network fixed, pick one candidate segment per box
+for every box-supervised training image (``relabel_epoch``), then paint the new label maps.
 
-For box B (class l, area |B|) and candidate S, with the network's per-pixel log-probabilities
-log P_c(p):
+For box B (class l) and candidate S, with the network's per-pixel log-probabilities log P_c(p):
 
     Eo(S) = 1 - IoU(B, tightbox(S))                          (box vs box, never box vs pixels)
     Er(S) = ( sum_{p in S} -log P_l(p) + sum_{p in B \\ S} -log P_0(p) ) / Z
 
 i.e. the cross-entropy of the network against the labelling "S -> l, the rest of the box ->
-background" (pixels outside B and S are labelled alike by every candidate and drop out). Pixels of S
-outside B are charged -log P_l too, so a candidate that spills out of its box pays for it.
-Z, ``er_norm``: "image" (default) = H*W, i.e. the per-pixel mean of the FCN loss over the image as in
-the paper's Eqn. (1); "box" = |B|. With "box", lam * Er outweighs Eo as soon as the network leans
-to background, the picks shrink to tiny segments and training collapses onto background (measured
-on the toy benchmark: mean IoU of the picks with the true masks fell to 0.04 by epoch 9); with
-"image", Eo leads while the network is weak and Er refines among well-overlapping candidates.
-Rewriting with a per-box difference map
+background" (pixels outside B and S are labelled alike by every candidate and drop out; pixels of S
+outside B are charged -log P_l, so a candidate that spills out of its box pays for it). The paper
+leaves Z open; ``er_norm`` "image" (default) takes Z = H*W, the per-pixel mean of the FCN loss of the
+paper's Eqn. (1), "box" takes Z = |B| (the README shows how each balances Eo against lam * Er).
+With a per-box difference map
 
     d_B(p) = -log P_l(p) + [p in B] log P_0(p),    Er(S) = ( sum_{p in B} -log P_0(p) + sum_{p in S} d_B(p) ) / Z
 
-turns Er for ALL candidates and boxes into one sparse product ``candidates (M x HW) @ D (HW x N)``.
+Er for ALL candidates and boxes is one product ``candidates (M x HW) @ D (HW x N)``: a sparse pixel
+matrix, or per-atom sums and a small (M x A) product when candidates are unions of atoms (``Segments``).
 cost = Eo + lam * Er; the pick is uniform among the k lowest costs (k = 1 is the arg-min). Only
 candidates whose tight box overlaps B at all are eligible; a box with none gets a fallback mask.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from .config import ER_NORMS
+from .data.boxes import box_iou, int_boxes, paint_largest_first
 from .data.sample import IGNORE
+from .data.transforms import normalise_batch
+from .labels import TrainingImages
+from .proposals.boxmasks import fallback_mask
+from .proposals.segments import Segments
 
+# The relabel's random stream of image i at epoch e is [seed, e, RELABEL_STREAM, i]; the training
+# crops use [seed, e, pass, i] with pass < passes, so the two never share a stream.
+RELABEL_STREAM = 7
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (M, 4) with every box in ``b`` (N, 4); half-open pixel boxes."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def int_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pixel-aligned boxes covering every pixel a (possibly fractional) box touches."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    out = np.stack([np.floor(b[:, 0]), np.floor(b[:, 1]), np.ceil(b[:, 2]), np.ceil(b[:, 3])], 1)
-    out = np.clip(out, 0, [width, height, width, height]).astype(np.int64)
-    return out
+Incidence = Segments | sp.csr_matrix
 
 
 def masks_to_sparse(masks: np.ndarray) -> sp.csr_matrix:
@@ -63,40 +56,28 @@ def masks_to_sparse(masks: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(len(cols), np.float32), cols, indptr), shape=flat.shape)
 
 
-@dataclass
-class AtomSets:
-    """Candidates that are unions of atoms (superpixels): ``atoms`` (H*W,) atom id per pixel and
-    ``member`` (M, A) bool. Sums of a pixel map over every candidate are per-atom sums (one bincount
-    per map) followed by a small (M, A) x (A, N) product, far cheaper than a pixel-level matrix."""
-
-    atoms: np.ndarray
-    member: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.member.shape[0], self.atoms.size
+def num_candidates(cand: Incidence) -> int:
+    return len(cand) if isinstance(cand, Segments) else cand.shape[0]
 
 
-def pixel_sums(cand, maps: np.ndarray) -> np.ndarray:
+def pixel_sums(cand: Incidence, maps: np.ndarray) -> np.ndarray:
     """(M, N): the sum of each of N pixel maps (N, H*W) over each candidate's pixels."""
-    if isinstance(cand, AtomSets):
+    if isinstance(cand, Segments):
         a = cand.member.shape[1]
-        per_atom = np.stack([np.bincount(cand.atoms, weights=m, minlength=a) for m in maps], 1)
+        atoms = cand.atoms.reshape(-1)
+        per_atom = np.stack([np.bincount(atoms, weights=m, minlength=a) for m in maps], 1)
         return cand.member.astype(np.float64) @ per_atom
     return np.asarray(cand @ maps.T.astype(np.float32), dtype=np.float64)
 
 
-def candidate_pixels(cand, i: int) -> np.ndarray:
+def candidate_pixels(cand: Incidence, i: int) -> np.ndarray:
     """Flat (row-major) pixel indices of candidate ``i``."""
-    if isinstance(cand, AtomSets):
-        return np.flatnonzero(cand.member[i][cand.atoms])
+    if isinstance(cand, Segments):
+        return np.flatnonzero(cand.member[i][cand.atoms.reshape(-1)])
     return cand.indices[cand.indptr[i]:cand.indptr[i + 1]]
 
 
-ER_NORMS = ("image", "box")
-
-
-def costs(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: sp.csr_matrix,
+def costs(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: Incidence,
           cand_boxes: np.ndarray, lam: float = 3.0, er_norm: str = "image"
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cost, Eo, Er), each (M candidates, N boxes), computed for all pairs at once.
@@ -172,34 +153,29 @@ def pick(cost: np.ndarray, eligible: np.ndarray, k: int, rng: np.random.Generato
     return Picks(index, chosen, fallback)
 
 
-def select(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: sp.csr_matrix,
+def select(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: Incidence,
            cand_boxes: np.ndarray, k: int, lam: float, rng: np.random.Generator, er_norm: str = "image") -> Picks:
     """Relabel one image: costs for all candidates, then the pick."""
     if len(boxes) == 0:
         return Picks(np.zeros(0, np.int64), np.zeros(0), 0)
-    if cand.shape[0] == 0:
+    if num_candidates(cand) == 0:
         return Picks(np.full(len(boxes), -1, np.int64), np.full(len(boxes), np.nan), len(boxes))
     cost, eo, _ = costs(logp, boxes, labels, cand, cand_boxes, lam, er_norm)
     return pick(cost, eo < 1.0, k, rng)
 
 
 def paint(shape: tuple[int, int], boxes: np.ndarray, labels: np.ndarray, picks: np.ndarray,
-          cand: sp.csr_matrix, fallback_masks: list[np.ndarray | None] | None = None) -> np.ndarray:
-    """The estimated label map: boxes painted large to small (small objects stay on top), each with
-    its chosen segment (or its fallback mask); every other pixel is background. Never 255."""
-    h, w = shape
-    out = np.zeros(h * w, dtype=np.uint8)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) if len(boxes) else np.zeros(0)
-    for j in np.argsort(-areas, kind="stable"):
-        if picks[j] >= 0:
-            out[candidate_pixels(cand, picks[j])] = labels[j]
-        elif fallback_masks is not None and fallback_masks[j] is not None:
-            out[np.asarray(fallback_masks[j], dtype=bool).reshape(-1)] = labels[j]
+          cand: Incidence, fallback_masks: list[np.ndarray | None] | None = None) -> np.ndarray:
+    """The estimated label map: each box's chosen segment (or its fallback mask), painted large to
+    small; every other pixel is background. Never 255."""
+    regions = [candidate_pixels(cand, p) if p >= 0 else None if fallback_masks is None else fallback_masks[j]
+               for j, p in enumerate(picks)]
+    out = paint_largest_first(shape, boxes, labels, regions)
     assert not (out == IGNORE).any()
-    return out.reshape(h, w)
+    return out
 
 
-def pick_iou(cand: sp.csr_matrix, picks: np.ndarray, instances: np.ndarray) -> np.ndarray:
+def pick_iou(cand: Incidence, picks: np.ndarray, instances: np.ndarray) -> np.ndarray:
     """IoU of each chosen candidate with the box's true instance mask (NaN for fallbacks)."""
     out = np.full(len(picks), np.nan)
     for j, i in enumerate(picks):
@@ -211,3 +187,96 @@ def pick_iou(cand: sp.csr_matrix, picks: np.ndarray, instances: np.ndarray) -> n
         union = row.size + g.sum() - inter
         out[j] = inter / union if union else np.nan
     return out
+
+
+# --- one relabel of a whole training set ----------------------------------------------------------
+
+def _same_size_chunks(items: list[int], images: TrainingImages, size: int):
+    """Consecutive runs of same-sized images, at most ``size`` long (one forward pass each)."""
+    chunk: list[int] = []
+    shape = None
+    for i in items:
+        sh = images.sample(i).size
+        if chunk and (sh != shape or len(chunk) == size):
+            yield chunk
+            chunk = []
+        chunk.append(i)
+        shape = sh
+    if chunk:
+        yield chunk
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; full precision on the CPU (where bf16 is slow and changes results)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+@torch.inference_mode()
+def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.device, epoch: int,
+                  rank: int = 0, world: int = 1, progress: bool = True) -> dict:
+    """Re-estimate the label map of every box-supervised image with the network fixed; returns the
+    epoch's statistics (picks' mean IoU with the true masks where the loader has instances, timings).
+
+    Under DDP each rank relabels the images ``rank::world`` and the label maps are then shared, so
+    every rank trains on all of them. Each (epoch, image) draws from its own random stream, so the
+    picks do not depend on order, sharding or resuming.
+    """
+    cfg = images.cfg
+    model.eval()
+    mine = images.box_items()[rank::world]
+    t0 = time.perf_counter()
+    t_select = 0.0
+    ious, fallbacks, boxes_seen = [], 0, 0
+    bar = tqdm(total=len(mine), desc=f"relabel {epoch + 1}", disable=not progress, mininterval=2)
+    for chunk in _same_size_chunks(mine, images, cfg.batch_size):
+        samples = [images.sample(i) for i in chunk]
+        x = normalise_batch(np.stack([s.image for s in samples]), device)  # uint8 to the device
+        x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+        with autocast(device):
+            logps = F.log_softmax(model(x).float(), 1).cpu().numpy()
+        ts = time.perf_counter()
+        for i, s, logp in zip(chunk, samples, logps):
+            cand, cand_boxes = images.candidates(i)
+            rng = np.random.default_rng([cfg.seed, epoch, RELABEL_STREAM, i])
+            p = select(logp, s.boxes, s.labels, cand, cand_boxes, cfg.k, cfg.lam, rng, cfg.er_norm)
+            if p.fallback:
+                fb = images.fallbacks.setdefault(i, [None] * len(s.boxes))
+                for j in np.flatnonzero(p.index < 0):
+                    if fb[j] is None:
+                        fb[j] = fallback_mask(s.image, s.boxes[j])
+            images.labels[i] = paint(s.size, s.boxes, s.labels, p.index, cand, images.fallbacks.get(i))
+            images.picks[i] = p.index
+            fallbacks += p.fallback
+            boxes_seen += len(s.boxes)
+            if s.instances is not None and len(s.instances) == len(s.boxes):
+                ious.extend(pick_iou(cand, p.index, s.instances).tolist())
+        t_select += time.perf_counter() - ts
+        bar.update(len(chunk))
+    bar.close()
+    stats = {"relabel_images": len(mine), "relabel_boxes": boxes_seen, "fallbacks": fallbacks,
+             "pick_mIoU": float(np.nanmean(ious)) if np.isfinite(ious).any() else None,
+             "pick_iou_sum": float(np.nansum(ious)), "pick_iou_n": int(np.isfinite(ious).sum()),
+             "relabel_s": time.perf_counter() - t0, "relabel_select_s": t_select}
+    return _share(images, mine, stats, world) if world > 1 else stats
+
+
+def _share(images: TrainingImages, mine: list[int], stats: dict, world: int) -> dict:
+    """DDP: every rank sends the label maps and picks it made and receives the others'; the
+    statistics are summed (times: the slowest rank)."""
+    import torch.distributed as dist  # local: only under torchrun
+
+    made = {i: (images.labels[i], images.picks[i]) for i in mine}
+    parts: list = [None] * world
+    dist.all_gather_object(parts, (made, stats))
+    merged = {k: 0 for k in ("relabel_images", "relabel_boxes", "fallbacks", "pick_iou_sum", "pick_iou_n")}
+    for labels, st in parts:
+        for i, (lab, pk) in labels.items():
+            images.labels[i], images.picks[i] = lab, pk
+        for k in merged:
+            merged[k] += st[k]
+    merged["pick_mIoU"] = merged["pick_iou_sum"] / merged["pick_iou_n"] if merged["pick_iou_n"] else None
+    merged["relabel_s"] = max(st["relabel_s"] for _, st in parts)
+    merged["relabel_select_s"] = max(st["relabel_select_s"] for _, st in parts)
+    return merged

@@ -50,9 +50,21 @@ def test_round_trip_and_unknown_fields():
 def test_cli_reports_bad_parameters_without_a_traceback(capsys):
     from boxsup.cli import main
 
-    assert main(["train", "--supervision", "nonsense"]) == 2
+    with pytest.raises(SystemExit) as e:  # a choice argparse knows: the subcommand's own usage
+        main(["train", "--supervision", "nonsense"])
     err = capsys.readouterr().err
-    assert "supervision='nonsense'" in err and "mask, box, semi" in err and "Traceback" not in err
+    assert e.value.code == 2 and "usage: boxsup train" in err and "'nonsense'" in err and "mask" in err
+    assert main(["train", "--k", "0"]) == 2  # a value only Config can judge: one line, no traceback
+    err = capsys.readouterr().err
+    assert err.startswith("boxsup train: error: k=0") and "Traceback" not in err
+
+
+def test_cli_booleans_are_strict(capsys):
+    from boxsup.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--pretrained", "ture"])  # was silently False
+    assert "unrecognized arguments: ture" in capsys.readouterr().err
 
 
 def test_loader_workers_are_part_of_the_run_identity():

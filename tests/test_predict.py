@@ -12,7 +12,7 @@ from torch import nn
 from boxsup.data import load_dataset
 from boxsup.data.sample import Sample, voc_palette
 from boxsup.data.transforms import image_to_tensor
-from boxsup.evaluate import evaluate, per_class_table, trimap_table, write_voc_submission
+from boxsup.evaluate import evaluate, per_class_table, write_voc_submission
 from boxsup.models import Segmenter, toy_fcn
 from boxsup.predict import predict_batch, predict_dataset, predict_probs, resolve_device
 
@@ -163,10 +163,12 @@ def test_per_class_table_uses_voc_order():
     assert list(t.columns) == list(VOC_CLASSES) + ["mIoU"] and t.loc["m", "cat"] == 50.0
 
 
-def test_trimap_table_columns(toy_val):
-    df = trimap_table(tiny_model(), toy_val, (1, 4, 8), "masks", max_images=2, device="cpu", progress=False)
-    assert isinstance(df, pd.DataFrame) and list(df.columns) == ["band_width", "region", "method", "mIoU"]
-    assert len(df) == 6 and set(df.region) == {"boundary", "interior"} and set(df.method) == {"masks"}
+def test_trimap_records_have_both_regions_per_width(toy_val):
+    r = evaluate(tiny_model(), toy_val, len(toy_val.classes), trimap_widths=(1, 4, 8), max_images=2,
+                 device="cpu", progress=False)
+    df = pd.DataFrame(r["trimap"])
+    assert list(df.columns) == ["band_width", "region", "method", "mIoU"]
+    assert len(df) == 6 and set(df.region) == {"boundary", "interior"}
 
 
 def test_voc_submission_layout(toy_val, tmp_path):
@@ -186,24 +188,47 @@ def test_voc_submission_layout(toy_val, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
-def test_cli_writes_results_json(toy_val, tmp_path, monkeypatch):
-    import argparse
+def _fake_run(tmp_path):
+    """A run folder holding an untrained toy network, as `boxsup train` leaves a finished one."""
+    from boxsup import runs
+    from boxsup.config import Config
+
+    cfg = Config(data_root=str(DATA), runs_dir=str(tmp_path / "runs"), device="cpu")
+    folder = runs.create(cfg)
+    torch.manual_seed(0)
+    runs.save_checkpoint(folder, {"model": toy_fcn(7).state_dict(), "epoch": 1, "log": []})
+    return folder
+
+
+def test_cli_evaluate_writes_a_cached_strict_json(toy_val, tmp_path, capsys):
     import json
-    import sys
-    import types
 
-    from boxsup import evaluate as ev
+    from boxsup.cli import main
 
-    fake = types.ModuleType("boxsup.train")  # the real load_model lives in boxsup.train
-    fake.load_model = lambda run_dir: (tiny_model(), types.SimpleNamespace(dataset="toy", data_root=str(DATA)))
-    monkeypatch.setitem(sys.modules, "boxsup.train", fake)
-    parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
-    args = parser.parse_args([str(tmp_path), "--scales", "0.8", "1", "1.2", "--max-images", "2", "--device", "cpu",
-                              "--trimap", "1", "40"])
-    assert ev.run(args) == 0
-    text = (tmp_path / "eval-val-s0.8-1-1.2_n2.json").read_text()
-    res = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    run = _fake_run(tmp_path)
+    args = ["evaluate", str(run), "--scales", "0.8", "1", "1.2", "--max-images", "2", "--device", "cpu",
+            "--trimap", "1", "40"]
+    assert main(args) == 0
+    (path,) = run.glob("eval-val-*.json")
+    assert path.name == "eval-val-s0.8-1-1.2_n2_trimap1-40.json"
+    res = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     assert res["num_images"] == 2 and res["scales"] == [0.8, 1.0, 1.2] and res["split"] == "val"
-    args = parser.parse_args([str(tmp_path), "--max-images", "1", "--submission", str(tmp_path / "sub")])
-    assert ev.run(args) == 0 and (tmp_path / "sub/results.tgz").is_file()
+    assert "mIoU" in capsys.readouterr().out
+    stamp = path.stat().st_mtime_ns
+    assert main(args) == 0 and path.stat().st_mtime_ns == stamp      # served from the cache
+    assert main(["evaluate", str(run), "--max-images", "1", "--split", "val",
+                 "--submission", str(tmp_path / "sub")]) == 0
+    assert (tmp_path / "sub/results.tgz").is_file()
+
+
+def test_evaluation_cache_follows_the_checkpoint(toy_val, tmp_path):
+    from boxsup import runs
+    from boxsup.evaluate import evaluate_run
+
+    run = _fake_run(tmp_path)
+    a = evaluate_run(run, max_images=2, device="cpu", progress=False)
+    assert evaluate_run(run, max_images=2, device="cpu", progress=False) == a
+    torch.manual_seed(1)
+    runs.save_checkpoint(run, {"model": toy_fcn(7).state_dict(), "epoch": 2, "log": []})  # retrained
+    b = evaluate_run(run, max_images=2, device="cpu", progress=False)
+    assert b["checkpoint"] != a["checkpoint"] and b["mIoU"] != a["mIoU"]

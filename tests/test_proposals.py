@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import scipy.io
 
+from boxsup.data.boxes import box_iou
 from boxsup.data.sample import DataError, Sample, tight_box, write_jpeg, write_palette_png
-from boxsup.proposals import (ProposalStore, box_masks, box_masks_to_label, candidate_box_iou, fallback_mask,
+from boxsup.proposals import (ProposalStore, box_masks, box_masks_to_label, fallback_mask,
                               generate, grabcut_mask, mask_iou_matrix, precompute)
 from boxsup.proposals import generators, store as store_mod
 from boxsup.proposals.mcg import read_mcg_mat
@@ -142,7 +143,7 @@ def test_no_overlap_box_uses_fallback():
     img, boxes, _ = scene()
     cands = generate("rect", img, boxes=boxes[:1])  # one candidate, on the disc
     far = np.array([[50, 0, 64, 10]], np.float32)
-    iou = candidate_box_iou(np.stack([tight_box(c) for c in cands]), far)
+    iou = box_iou(np.stack([tight_box(c) for c in cands]), far)
     assert (iou == 0).all()
     stats = Counter()
     m = fallback_mask(img, far[0], stats)
@@ -213,7 +214,7 @@ def test_precompute_shards_and_resume(tmp_path, monkeypatch):
     ds = TinySet(7)
     calls = []
     orig = generators.generate_segments
-    monkeypatch.setattr(generators, "generate_segments", lambda *a, **k: calls.append(k["image_id"]) or orig(*a, **k))
+    monkeypatch.setattr(store_mod, "generate_segments", lambda *a, **k: calls.append(k["image_id"]) or orig(*a, **k))
     st = ProposalStore(tmp_path)
     r0 = precompute(ds, st, "rect", shard=(0, 3), progress=False)
     assert r0["total"] == 3 and sorted(calls) == ["im00", "im03", "im06"]
@@ -250,14 +251,14 @@ def test_precompute_resumes_after_kill(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(test_dir)!r})
-        import boxsup.proposals.generators as g
+        import boxsup.proposals.store as store
         from boxsup.proposals import ProposalStore, precompute
         from test_proposals import TinySet
-        orig = g.generate_segments
+        orig = store.generate_segments
         def slow(*a, **k):
             time.sleep(0.15)
             return orig(*a, **k)
-        g.generate_segments = slow
+        store.generate_segments = slow
         precompute(TinySet(40), ProposalStore({str(tmp_path / 'store')!r}), "rect", progress=False)
     """))
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
@@ -291,19 +292,14 @@ def test_proposals_for_and_cli_on_a_voc_folder(tmp_path, capsys):
         (root / "Annotations" / f"{s.image_id}.xml").write_text(f"<annotation>{objs}</annotation>")
     st = store_mod.proposals_for(str(root), None, "gop-ours", cache_dir=tmp_path / "cache", progress=False)
     assert sorted(st.ids()) == ds.ids
-    from boxsup.proposals import cli
+    from boxsup.cli import main
 
-    parser = argparse.ArgumentParser()
-    cli.add_arguments(parser)
-    args = parser.parse_args(["--dataset", str(root), "--split", "all", "--method", "gop-ours", "--out",
-                              str(tmp_path / "cache"), "--quality", "--no-progress"])
-    assert cli.run(args) == 0
+    assert main(["proposals", "--dataset", str(root), "--split", "all", "--method", "gop-ours", "--out",
+                 str(tmp_path / "cache"), "--quality", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "0 computed, 3 already there" in out and '"abo"' in out
-    args = parser.parse_args(["--dataset", str(root), "--split", "all", "--method", "ss", "--out",
-                              str(tmp_path / "cache"), "--shard", "1/2", "--param", "max_candidates=5",
-                              "--no-progress"])
-    assert cli.run(args) == 0
+    assert main(["proposals", "--dataset", str(root), "--split", "all", "--method", "ss", "--out",
+                 str(tmp_path / "cache"), "--shard", "1/2", "--param", "max_candidates=5", "--no-progress"]) == 0
     assert "1 computed" in capsys.readouterr().out
 
 
@@ -367,7 +363,7 @@ def test_candidate_box_iou_matches_naive_loop():
     a = np.concatenate([xy, xy + rng.uniform(0, 30, (40, 2))], 1).astype(np.float32)
     a[0] = [5, 5, 5, 9]  # zero width
     b = a[rng.choice(40, 6)] + rng.normal(0, 3, (6, 4)).astype(np.float32)
-    got = candidate_box_iou(a, b)
+    got = box_iou(a, b)
 
     def iou(p, q):
         iw = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
@@ -421,7 +417,7 @@ def test_candidate_budget_and_select():
         st = ProposalStore(d)
         st.save("a", masks)
         c = st.load("a")
-    keep = candidate_box_iou(c.boxes, boxes).max(1) > 0.3
+    keep = box_iou(c.boxes, boxes).max(1) > 0.3
     sub = c.select(keep)
     assert len(sub) == keep.sum() and (sub.decode() == masks[keep]).all()
     assert np.array_equal(sub.sparse().toarray().astype(bool), masks[keep].reshape(keep.sum(), -1))
@@ -430,7 +426,7 @@ def test_candidate_budget_and_select():
 def test_store_keeps_atoms_for_cheap_relabel_sums(tmp_path):
     from boxsup.proposals.segments import Segments
     from boxsup.proposals.store import ProposalStore
-    from boxsup.relabel import AtomSets, candidate_pixels
+    from boxsup.relabel import candidate_pixels
 
     atoms = (np.arange(20)[:, None] // 5) * 4 + (np.arange(16)[None, :] // 4)
     member = np.zeros((3, 16), bool)
@@ -441,9 +437,9 @@ def test_store_keeps_atoms_for_cheap_relabel_sums(tmp_path):
     store.save("img", Segments(atoms.astype(np.int32), member))
     cand = store.load("img")
     inc = cand.incidence()
-    assert isinstance(inc, AtomSets)
+    assert isinstance(inc, Segments)
     masks = cand.decode()
     for i in range(3):
         assert set(candidate_pixels(inc, i)) == set(np.flatnonzero(masks[i]))
     sub = cand.select(np.array([False, True, True]))
-    assert sub.member.shape == (2, 16) and len(sub) == 2
+    assert sub.segments.member.shape == (2, 16) and len(sub) == 2

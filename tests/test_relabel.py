@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from boxsup import relabel as rl
+from boxsup.proposals.segments import Segments
 
 
 def _disc(h, w, cy, cx, r):
@@ -21,7 +22,7 @@ def test_eo_uses_the_tight_box_not_pixels():
     m = _disc(h, w, 20, 20, 10)  # fills ~78% of its box
     box = np.array([[10, 10, 31, 31]], np.float32)
     cand = rl.masks_to_sparse(m[None])
-    from boxsup.data.sample import tight_box
+    from boxsup.data.boxes import tight_box
     _, eo, _ = rl.costs(np.log(np.full((2, h, w), 0.5, np.float32)), box, np.array([1]), cand,
                         tight_box(m)[None])
     assert eo[0, 0] == pytest.approx(0.0)  # box vs tight box: 1 - IoU = 0 ...
@@ -40,7 +41,7 @@ def test_vectorised_costs_equal_naive_loop(er_norm):
     masks[4, 2:9, 30:35] = True  # partly outside every box
     boxes = np.array([[8, 8, 26, 23], [0, 0, 12.5, 10.2], [20, 2, 36, 30]], np.float32)
     labels = np.array([1, 3, 2])
-    from boxsup.data.sample import tight_box
+    from boxsup.data.boxes import tight_box
     cb = np.stack([tight_box(m) for m in masks])
     fast, _, _ = rl.costs(logp, boxes, labels, rl.masks_to_sparse(masks), cb, lam=3.0, er_norm=er_norm)
     slow = rl.costs_naive(logp, boxes, labels, masks, lam=3.0, er_norm=er_norm)
@@ -72,7 +73,7 @@ def test_network_agreement_beats_better_overlap_when_lambda_er_says_so():
     a[8:40, 8:40] = True
     b = _disc(h, w, 24, 24, 14)
     masks = np.stack([a, b])
-    from boxsup.data.sample import tight_box
+    from boxsup.data.boxes import tight_box
     cb = np.stack([tight_box(m) for m in masks])
     net_label = b.astype(np.int64)
     logp = _logp_from_labels(net_label, 2, 0.95)
@@ -90,7 +91,7 @@ def test_er_normalisation_by_image_or_box():
     box = np.array([[10, 10, 30, 30]], np.float32)
     logp = _logp_from_labels(m.astype(np.int64), 2, 0.8)
     cand = rl.masks_to_sparse(m[None])
-    from boxsup.data.sample import tight_box
+    from boxsup.data.boxes import tight_box
     _, _, er_img = rl.costs(logp, box, np.array([1]), cand, tight_box(m)[None], er_norm="image")
     _, _, er_box = rl.costs(logp, box, np.array([1]), cand, tight_box(m)[None], er_norm="box")
     expected_sum = -np.log(0.8) * 400  # every pixel of the box is labelled as the network says
@@ -140,13 +141,13 @@ def test_atom_sets_give_the_same_costs_and_pixels_as_the_pixel_matrix():
     member[0] = False
     member[0, 7] = True
     masks = member[:, atoms]
-    from boxsup.data.sample import tight_box
+    from boxsup.data.boxes import tight_box
     cb = np.stack([tight_box(m) for m in masks])
     logp = np.log(rng.dirichlet(np.ones(c), size=(h, w)).transpose(2, 0, 1).astype(np.float32))
     boxes = np.array([[3, 2, 20, 18], [10, 5, 30, 24]], np.float32)
     labels = np.array([1, 2])
     a = rl.costs(logp, boxes, labels, rl.masks_to_sparse(masks), cb)[0]
-    sets = rl.AtomSets(atoms.reshape(-1), member)
+    sets = Segments(atoms.astype(np.int32), member)
     b = rl.costs(logp, boxes, labels, sets, cb)[0]
     np.testing.assert_allclose(a, b, rtol=1e-5)
     for i in (0, 5, 39):

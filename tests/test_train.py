@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from boxsup import runs
 from boxsup.config import Config
 from boxsup.data.synthetic import ToySpec, ensure_toy
-from boxsup.train import Trainer, fit, load_model
+from boxsup.experiments import train_run
+from boxsup.labels import TrainingImages
+from boxsup.models import build_model
+from boxsup.relabel import relabel_epoch
+from boxsup.runs import load_model
+from boxsup.train import fit, init_from_run
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +34,18 @@ def _cfg(data_root, runs, **kw):
 
 
 def _weights(run_dir):
-    return torch.load(run_dir / "last.pth", map_location="cpu", weights_only=False)["model"]
+    return torch.load(run_dir / "last.pth", map_location="cpu", weights_only=True)["model"]
 
 
 @pytest.mark.parametrize("supervision", ["mask", "box"])
 def test_resume_after_kill_matches_uninterrupted(data_root, tmp_path, supervision):
-    a = fit(_cfg(data_root, tmp_path / "a" / "runs", supervision=supervision), progress=False)
+    a = train_run(_cfg(data_root, tmp_path / "a" / "runs", supervision=supervision), progress=False)
     cfg_b = _cfg(data_root, tmp_path / "b" / "runs", supervision=supervision)
     b = fit(cfg_b, progress=False, stop_after=1)           # "killed" after the first epoch
     assert not (b / "metrics.json").exists()
     assert len((b / "log.jsonl").read_text().splitlines()) == 1
-    b = fit(cfg_b, progress=False)                           # started again: resumes at epoch 2
+    (b / "log.jsonl").write_text("")                        # killed between checkpoint and log
+    b = train_run(cfg_b, progress=False)                     # started again: resumes at epoch 2
     assert len((b / "log.jsonl").read_text().splitlines()) == 3
     wa, wb = _weights(a), _weights(b)
     for k in wa:
@@ -54,9 +61,9 @@ def test_resume_after_kill_matches_uninterrupted(data_root, tmp_path, supervisio
 
 def test_finished_run_is_reused_not_retrained(data_root, tmp_path):
     cfg = _cfg(data_root, tmp_path / "runs", epochs=1)
-    out = fit(cfg, progress=False)
+    out = train_run(cfg, progress=False)
     stamp = (out / "metrics.json").stat().st_mtime_ns
-    assert fit(cfg, progress=False) == out
+    assert train_run(cfg, progress=False) == out
     assert (out / "metrics.json").stat().st_mtime_ns == stamp
     model, cfg2 = load_model(out)
     assert cfg2 == cfg and model(torch.zeros(1, 3, 32, 32)).shape == (1, 7, 32, 32)
@@ -64,13 +71,13 @@ def test_finished_run_is_reused_not_retrained(data_root, tmp_path):
 
 def test_semi_keeps_masks_and_relabels_only_box_images(data_root, tmp_path):
     cfg = _cfg(data_root, tmp_path / "runs", supervision="semi", semi_masks=0.5)
-    tr = Trainer(cfg, progress=False)
+    tr = TrainingImages(cfg)
     kinds = [it.kind for it in tr.items]
     assert kinds.count("mask") == 4 and kinds.count("box") == 4
-    tr.init_fixed_labels()
+    tr.init_fixed_labels(progress=False)
     tr.prepare_candidates()
-    from boxsup.models import build_model
-    tr.relabel(build_model("toyfcn", 7), torch.device("cpu"), epoch=0)
+    stats = relabel_epoch(build_model("toyfcn", 7), tr, torch.device("cpu"), epoch=0, progress=False)
+    assert stats["relabel_images"] == 4
     for i, it in enumerate(tr.items):
         s = tr.sample(i)
         if it.kind == "mask":
@@ -83,8 +90,8 @@ def test_semi_keeps_masks_and_relabels_only_box_images(data_root, tmp_path):
 
 @pytest.mark.parametrize("supervision", ["rect", "grabcut"])
 def test_fixed_box_masks_are_used_unchanged(data_root, tmp_path, supervision):
-    tr = Trainer(_cfg(data_root, tmp_path / "runs", supervision=supervision), progress=False)
-    tr.init_fixed_labels()
+    tr = TrainingImages(_cfg(data_root, tmp_path / "runs", supervision=supervision))
+    tr.init_fixed_labels(progress=False)
     s = tr.sample(0)
     lab = tr.labels[0]
     assert lab.shape == s.size and not (lab == 255).any()
@@ -94,7 +101,7 @@ def test_fixed_box_masks_are_used_unchanged(data_root, tmp_path, supervision):
 
 
 def test_extra_boxes_are_added_as_box_items(data_root, tmp_path):
-    tr = Trainer(_cfg(data_root, tmp_path / "runs", supervision="mask", extra="boxes"), progress=False)
+    tr = TrainingImages(_cfg(data_root, tmp_path / "runs", supervision="mask", extra="boxes"))
     assert [it.kind for it in tr.items].count("box") == 6
     assert [it.kind for it in tr.items].count("mask") == 8
 
@@ -112,8 +119,7 @@ def test_ddp_under_torchrun_on_cpu(data_root, tmp_path):
     # candidates first, in one process, so the two ranks do not both compute them
     cfg = _cfg(data_root, runs, supervision="box", epochs=2, batch_size=2,
                proposals_dir=str(tmp_path / "proposals"))
-    tr = Trainer(cfg, progress=False)
-    tr.prepare_candidates()
+    TrainingImages(cfg).prepare_candidates()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
                                                                                 "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
@@ -126,18 +132,50 @@ def test_ddp_under_torchrun_on_cpu(data_root, tmp_path):
 def test_pretrain_on_extra_boxes_then_finetune_with_a_new_classifier(data_root, tmp_path):
     """Table 5's path: box-supervised pre-training on the extra set, then a new classifier for the
     context label set, fine-tuned on its masks."""
-    from boxsup.models import build_model
-    from boxsup.train import _init_weights
-
-    pre = fit(_cfg(data_root, tmp_path / "runs", supervision="box", train_split="extra", epochs=1), progress=False)
+    pre = train_run(_cfg(data_root, tmp_path / "runs", supervision="box", train_split="extra", epochs=1),
+                    progress=False)
     body = {k: v for k, v in _weights(pre).items() if "classifier" not in k}
     model = build_model("toyfcn", 11)
-    _init_weights(model, str(pre), 11)
+    init_from_run(model, pre, 11)
     assert model.classifier.out_channels == 11
     for k, v in model.state_dict().items():
         if k in body:
             assert torch.equal(v, body[k]), k
-    ft = fit(_cfg(data_root, tmp_path / "runs", dataset="toy-context", supervision="mask", init_from=str(pre),
-                  epochs=1), progress=False)
+    ft = train_run(_cfg(data_root, tmp_path / "runs", dataset="toy-context", supervision="mask",
+                        init_from=str(pre), epochs=1), progress=False)
     m = json.loads((ft / "metrics.json").read_text())
     assert len(m["per_class_iou"]) == 11
+
+
+def test_checkpoints_refuse_pickled_code_and_name_damaged_files(data_root, tmp_path):
+    """A crafted last.pth must not run code when a run is evaluated or resumed; a damaged one is a
+    clear error naming the file."""
+    import pickle
+
+    from boxsup.data.sample import DataError
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    cfg = _cfg(data_root, tmp_path / "runs", epochs=1)
+    folder = runs.create(cfg)
+    (folder / "last.pth").write_bytes(pickle.dumps({"model": Evil()}))
+    with pytest.raises(DataError, match="last.pth"):
+        load_model(folder)
+    with pytest.raises(DataError, match="last.pth"):
+        fit(cfg, progress=False)
+    assert not marker.exists()
+    (folder / "last.pth").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="damaged"):
+        runs.load_checkpoint(folder)
+
+
+def test_building_a_model_never_trains_one(tmp_path):
+    """The toy body's pre-training is its own step: a missing file is an error that says how to
+    make it, not a silent two-minute training inside build_model."""
+    with pytest.raises(FileNotFoundError, match="boxsup pretrain"):
+        build_model("toyfcn", 7, pretrained=True, data_root=str(tmp_path))
+    assert not list(tmp_path.rglob("*.pth"))

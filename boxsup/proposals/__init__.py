@@ -7,13 +7,13 @@ grouping), ``gop-ours`` (our geodesic object proposals), and per-box ``rect`` / 
 """
 from __future__ import annotations
 
-from .boxmasks import box_masks, box_masks_to_label, fallback_mask, grabcut_mask, rect_mask
+from .boxmasks import box_masks, box_masks_to_label, fallback_mask, grabcut_mask
 from .generators import BOX_METHODS, METHODS, PROPOSAL_METHODS, generate, generate_segments
-from .quality import best_overlaps, box_iou, encode_masks, instance_masks, mask_iou_matrix, summarize
+from .quality import best_overlaps, encode_masks, instance_masks, mask_iou_matrix, summarize
 from .segments import Segments
-from .store import Candidates, ProposalStore, candidate_box_iou, precompute, proposals_for
+from .store import Candidates, ProposalStore, precompute, proposals_for
 
 __all__ = ["BOX_METHODS", "METHODS", "PROPOSAL_METHODS", "Candidates", "ProposalStore", "Segments",
-           "best_overlaps", "box_iou", "box_masks", "box_masks_to_label", "candidate_box_iou", "encode_masks",
+           "best_overlaps", "box_masks", "box_masks_to_label", "encode_masks",
            "fallback_mask", "generate", "generate_segments", "grabcut_mask", "instance_masks", "mask_iou_matrix",
-           "precompute", "proposals_for", "rect_mask", "summarize"]
+           "precompute", "proposals_for", "summarize"]

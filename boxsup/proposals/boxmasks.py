@@ -17,32 +17,18 @@ from collections import Counter
 import cv2
 import numpy as np
 
+from ..crf import dense_crf  # pydensecrf itself is imported only when a CRF runs
+from ..data.boxes import int_box, paint_largest_first, rect_mask
 from ..data.sample import Sample
 from .segments import check_image
 
-METHODS = ("rect", "grabcut", "crfbox")
+BOX_METHODS = ("rect", "grabcut", "crfbox")
 MIN_SIDE = 4          # GrabCut's colour models need a few pixels; smaller boxes stay rectangles
 MIN_FILL = 0.05       # a result covering less of its box than this counts as degenerate
 MARGIN = 0.5          # crop = box grown by this fraction of its size on each side (at least 8 px)
 MAX_CROP = 200        # GrabCut runs on the crop scaled down to this longer side (speed; masks are smooth)
 MIN_BOX = 64          # ...and small boxes scaled up to this shorter side: GrabCut's smoothness term
 #                       otherwise outweighs the colour models and labels a small box all background
-
-
-def int_box(box, height: int, width: int) -> tuple[int, int, int, int]:
-    """Half-open float box -> integer pixel box covering it, clipped to the image."""
-    x0, y0, x1, y1 = (float(v) for v in np.asarray(box).reshape(4))
-    x0, y0 = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-    x1, y1 = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
-    return x0, y0, max(x0, x1), max(y0, y1)
-
-
-def rect_mask(shape: tuple[int, int], box) -> np.ndarray:
-    h, w = shape
-    x0, y0, x1, y1 = int_box(box, h, w)
-    m = np.zeros((h, w), dtype=bool)
-    m[y0:y1, x0:x1] = True
-    return m
 
 
 def _crop(shape: tuple[int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
@@ -97,8 +83,6 @@ def grabcut_mask(image: np.ndarray, box, iterations: int = 5) -> tuple[np.ndarra
 def crf_box_mask(image: np.ndarray, box, fg_prob: float = 0.6, iterations: int = 10, **crf_params
                  ) -> tuple[np.ndarray, bool]:
     """WSSL-style dense-CRF mask inside the box; returns (mask restricted to the box, ok)."""
-    from ..crf import dense_crf  # pydensecrf is optional: imported only when this method is used
-
     image = check_image(image, "crfbox")
     h, w = image.shape[:2]
     b = x0, y0, x1, y1 = int_box(box, h, w)
@@ -127,7 +111,7 @@ def box_mask(image: np.ndarray, box, method: str, stats: Counter | None = None, 
     elif method == "crfbox":
         m, ok = crf_box_mask(image, box, **params)
     else:
-        raise ValueError(f"box mask method {method!r}; allowed: {', '.join(METHODS)}")
+        raise ValueError(f"box mask method {method!r}; allowed: {', '.join(BOX_METHODS)}")
     if stats is not None:
         stats[method if ok else f"{method}->rect"] += 1
     return m
@@ -143,20 +127,10 @@ def box_masks(image: np.ndarray, boxes: np.ndarray, method: str = "grabcut", sta
     return np.stack([box_mask(image, b, method, stats, **params) for b in boxes])
 
 
-def paint_boxes(shape: tuple[int, int], boxes: np.ndarray, labels: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Class map (uint8): masks painted in order of decreasing box area, so small objects stay on top."""
-    out = np.zeros(shape, dtype=np.uint8)
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    for j in np.argsort(-areas, kind="stable"):
-        out[masks[j]] = labels[j]
-    return out
-
-
 def box_masks_to_label(sample: Sample, method: str, stats: Counter | None = None, **params) -> np.ndarray:
     """The fixed training label map of one image from its boxes alone (Table 2's baselines)."""
     masks = box_masks(sample.image, sample.boxes, method, stats, **params)
-    return paint_boxes(sample.size, sample.boxes, sample.labels, masks)
+    return paint_largest_first(sample.size, sample.boxes, sample.labels, masks)
 
 
 def fallback_mask(image: np.ndarray, box, stats: Counter | None = None) -> np.ndarray:

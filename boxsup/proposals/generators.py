@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .boxmasks import BOX_METHODS, box_masks
+from .gop import gop_ours_segments
+from .mcg import mcg_from_dir, mcg_ours_segments
 from .segments import Segments, check_image
+from .selective_search import image_seed, selective_search_segments
 
 PROPOSAL_METHODS = ("ss", "mcg", "mcg-ours", "gop-ours")
-BOX_METHODS = ("rect", "grabcut", "crfbox")
 METHODS = PROPOSAL_METHODS + BOX_METHODS
 
 
@@ -26,29 +29,19 @@ def generate_segments(method: str, image: np.ndarray, boxes: np.ndarray | None =
     """Candidates as ``Segments`` (region-based methods) or bool (M, H, W) masks (per-box methods)."""
     check_method(method)
     if method in BOX_METHODS:
-        from .boxmasks import box_masks
-
         if boxes is None:
             raise ValueError(f"method {method!r} derives one mask per box: pass boxes=(N, 4)")
         return box_masks(check_image(image, method), boxes, method, **params)
     if method == "ss":
-        from .selective_search import image_seed, selective_search_segments
-
         params.setdefault("seed", image_seed(image_id or ""))
         return selective_search_segments(image, **params)
     if method == "mcg":
-        from .mcg import mcg_from_dir
-
         if "mcg_dir" not in params or image_id is None:
             raise ValueError("method 'mcg' reads the official pre-computed files: pass mcg_dir=<folder of "
                              "<image_id>.mat> and image_id=")
         return mcg_from_dir(image, params.pop("mcg_dir"), image_id, **params)
     if method == "mcg-ours":
-        from .mcg import mcg_ours_segments
-
         return mcg_ours_segments(image, **params)
-    from .gop import gop_ours_segments
-
     return gop_ours_segments(image, **params)
 
 

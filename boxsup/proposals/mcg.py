@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import scipy.io
 import scipy.sparse as sp
 
 from ..data.sample import DataError
@@ -34,8 +35,6 @@ from .selective_search import felzenszwalb, group, texture_bins, to_colour_space
 
 def read_mcg_mat(path: str | Path) -> Segments:
     """Candidates of one official MCG ``.mat`` file as Segments (scores from the file, order kept)."""
-    import scipy.io
-
     path = Path(path)
     if not path.is_file():
         raise DataError(f"MCG proposal file not found: {path}")

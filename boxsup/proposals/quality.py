@@ -11,7 +11,6 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..data.sample import IGNORE, Sample
-from ..relabel import box_iou  # noqa: F401  (the one box IoU; re-exported for proposals users)
 
 
 def encode_masks(masks: np.ndarray) -> list[dict]:

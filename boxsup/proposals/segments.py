@@ -12,6 +12,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -81,7 +82,7 @@ def member_areas(member: np.ndarray, unit_areas: np.ndarray, chunk: int = 512) -
     return out
 
 
-def relabel(labels: np.ndarray) -> np.ndarray:
+def consecutive_ids(labels: np.ndarray) -> np.ndarray:
     """Consecutive int32 ids 0..n-1 for an arbitrary label map."""
     _, inv = np.unique(labels.ravel(), return_inverse=True)
     return inv.reshape(labels.shape).astype(np.int32)
@@ -293,8 +294,6 @@ def boundary_map(image: np.ndarray, sigmas: tuple[float, ...] = (1.0, 2.0)) -> n
     A hand-made stand-in for MCG's learned contours: each scale's gradient magnitude is normalised by
     its 99th percentile so that low-contrast images still get a usable range.
     """
-    import cv2  # local: keep this module importable without OpenCV for the store's readers
-
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     out = np.zeros(image.shape[:2], np.float32)
     for s in sigmas:

@@ -18,8 +18,8 @@ import zlib
 import cv2
 import numpy as np
 
-from .segments import (Segments, adjacency, agglomerate, candidate_budget, check_image, hierarchy_members,
-                       pool, region_boxes, relabel, resize_labels, working_scale)
+from .segments import (Segments, adjacency, agglomerate, candidate_budget, check_image, consecutive_ids,
+                       hierarchy_members, pool, region_boxes, resize_labels, working_scale)
 
 COLOUR_BINS, TEXTURE_BINS, ORIENTATIONS = 25, 10, 8
 # "fast" is the paper's fast mode (8 strategies); "default" adds the paper's rgI colour space (12
@@ -56,7 +56,7 @@ def felzenszwalb(image: np.ndarray, k: float, sigma: float = 0.8, min_size: int 
     """Felzenszwalb-Huttenlocher regions (int32 labels 0..n-1) via OpenCV's graph segmentation."""
     gs = cv2.ximgproc.segmentation.createGraphSegmentation(sigma=sigma, k=float(k),
                                                            min_size=int(k if min_size is None else min_size))
-    return relabel(gs.processImage(np.ascontiguousarray(image)))
+    return consecutive_ids(gs.processImage(np.ascontiguousarray(image)))
 
 
 def texture_bins(cimg: np.ndarray) -> np.ndarray:

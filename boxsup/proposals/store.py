@@ -9,18 +9,30 @@ naming it, and ``precompute`` recomputes it. Layout used by ``proposals_for``:
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import json
+import multiprocessing as mp
 import os
+import signal
+import time
+import warnings
 import zipfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import scipy.sparse as sp
 from pycocotools import mask as mask_utils
+from tqdm.auto import tqdm
 
-from ..data.sample import DataError, atomic_path
-from .quality import encode_masks, rle_areas
+from ..atomic import save_npz
+from ..data import default_data_root, load_dataset
+from ..data.sample import DataError
+from .generators import check_method, generate_segments
+from .quality import best_overlaps, encode_masks, ignore_region, instance_masks, rle_areas, summarize
 from .segments import Segments
 
 FORMAT_VERSION = 1
@@ -28,8 +40,6 @@ FORMAT_VERSION = 1
 
 def _decode(rles: list[dict]) -> np.ndarray:
     """pycocotools' decode, (H, W, k) Fortran uint8, minus its numpy-2 DeprecationWarning (harmless)."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*__array__.*")
         return mask_utils.decode(rles)
@@ -45,27 +55,22 @@ class Candidates:
     height: int
     width: int
     meta: dict = field(default_factory=dict)
-    atoms: np.ndarray | None = None    # (H, W) int32 atom ids, when the candidates are unions of atoms
-    member: np.ndarray | None = None   # (M, A) bool: which atoms each candidate holds
+    segments: Segments | None = None  # the same candidates as unions of atoms, when a method has them
 
     def __len__(self) -> int:
         return len(self.rles)
 
-    def incidence(self):
-        """What relabel sums pixels over: ``AtomSets`` (cheap: per-atom sums, then a small
+    def incidence(self) -> Segments | sp.csr_matrix:
+        """What relabel sums pixels over: the ``Segments`` (cheap: per-atom sums, then a small
         product) when the candidates are unions of atoms, else the pixel CSR matrix."""
-        from ..relabel import AtomSets
-
-        if self.atoms is not None and self.member is not None:
-            return AtomSets(self.atoms.reshape(-1), self.member)
-        return self.sparse()
+        return self.segments if self.segments is not None else self.sparse()
 
     def select(self, rows) -> "Candidates":
         """A subset (e.g. the candidates whose box overlaps a ground-truth box), same meta."""
         rows = np.asarray(rows)
         rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
         return Candidates([self.rles[i] for i in rows], self.boxes[rows], self.areas[rows], self.height,
-                          self.width, self.meta, self.atoms, None if self.member is None else self.member[rows])
+                          self.width, self.meta, None if self.segments is None else self.segments.select(rows))
 
     def decode(self) -> np.ndarray:
         """bool (M, H, W) masks."""
@@ -160,18 +165,10 @@ class ProposalStore:
         offsets = np.cumsum([0] + [len(c) for c in encoded]).astype(np.int64)
         body = dict(meta or {}, key=str(image_id), format_version=FORMAT_VERSION)
         path = self.path(image_id)
-        tmp = atomic_path(path)
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, counts=np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets=offsets,
-                                    boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
-                                    areas=np.asarray(areas, np.int64), size=np.array([h, w], np.int64),
-                                    meta=np.frombuffer(json.dumps(body, default=str).encode(), dtype=np.uint8),
-                                    **extra)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        save_npz(path, counts=np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets=offsets,
+                 boxes=np.asarray(boxes, np.float32).reshape(-1, 4), areas=np.asarray(areas, np.int64),
+                 size=np.array([h, w], np.int64),
+                 meta=np.frombuffer(json.dumps(body, default=str).encode(), dtype=np.uint8), **extra)
         return path
 
     def load(self, image_id: str) -> Candidates:
@@ -200,17 +197,11 @@ class ProposalStore:
         if atoms is not None and (atoms.shape != (h, w) or member.shape[0] != m):
             raise DataError(f"corrupt proposal file {path}: atoms {atoms.shape} / member {member.shape} do not "
                             f"match {m} candidates of a {w}x{h} image; delete it or rerun precompute")
-        return Candidates(rles, boxes.astype(np.float32), areas.astype(np.int64), h, w, meta, atoms, member)
+        segments = Segments(atoms, member) if atoms is not None else None
+        return Candidates(rles, boxes.astype(np.float32), areas.astype(np.int64), h, w, meta, segments)
 
     def remove(self, image_id: str) -> None:
         self.path(image_id).unlink(missing_ok=True)
-
-
-def candidate_box_iou(candidate_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.ndarray:
-    """(M, N) IoU between candidate tight boxes and ground-truth boxes (half-open), vectorised."""
-    from .quality import box_iou
-
-    return box_iou(candidate_boxes, gt_boxes)
 
 
 # --- pre-computing a whole split -------------------------------------------------------------------
@@ -218,23 +209,27 @@ def candidate_box_iou(candidate_boxes: np.ndarray, gt_boxes: np.ndarray) -> np.n
 _WORKER: dict = {}
 
 
+def _die_with_parent() -> None:
+    """Linux: the pool worker gets SIGTERM when its parent dies, so a killed ``boxsup proposals``
+    leaves no worker writing files behind it (elsewhere a no-op)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _init_worker(dataset, root: str, method: str, params: dict, pool_process: bool = True) -> None:
     """Runs once per pool process: holds the dataset and store, and keeps each pool process to one
     thread (the pool provides the parallelism; the caller's own process is left alone)."""
     if pool_process:
-        import cv2
-
         cv2.setNumThreads(1)
+        _die_with_parent()
     _WORKER.update(dataset=dataset, store=ProposalStore(root), method=method, params=params)
 
 
 def _compute_one(index: int, key: str) -> tuple[str, int, float]:
     """Compute and save the candidates of dataset[index] under ``key`` (its entry in ``dataset.ids``,
     which is what the trainer looks up; top-level so that spawn can pickle it)."""
-    import time
-
-    from .generators import generate_segments
-
     ds, store, method, params = (_WORKER[k] for k in ("dataset", "store", "method", "params"))
     sample = ds[index]
     t0 = time.perf_counter()
@@ -266,8 +261,6 @@ def parse_shard(shard) -> tuple[int, int]:
 
 
 def _clean_stale_temps(root: Path, older_than_s: float = 600) -> None:
-    import time
-
     now = time.time()
     for p in root.glob(".*.npz"):  # temporaries of killed runs (a live writer renames within seconds)
         try:
@@ -285,10 +278,6 @@ def precompute(dataset, store: ProposalStore, method: str, params: dict | None =
     are recomputed. ``shard=(i, n)`` (or "i/n") takes the images at positions i, i+n, ...;
     ``workers > 1`` runs a spawn-safe process pool. Returns counts: total, skipped, computed, redone.
     """
-    from tqdm.auto import tqdm
-
-    from .generators import check_method
-
     check_method(method)
     params = dict(params or {})
     i, n = parse_shard(shard)
@@ -314,9 +303,6 @@ def precompute(dataset, store: ProposalStore, method: str, params: dict | None =
             _compute_one(pos, ids[pos])
             bar.update()
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker,
                                  initargs=(dataset, str(store.root), method, params)) as pool:
@@ -332,10 +318,22 @@ def precompute(dataset, store: ProposalStore, method: str, params: dict | None =
     return {"total": len(positions), "skipped": skipped, "computed": len(todo), "redone": redone}
 
 
+def store_quality(dataset, store, shard: tuple[int, int] = (0, 1), limit: int | None = None) -> dict:
+    """ABO, recall@0.5/0.7 and candidates per image of stored candidates vs true instance masks."""
+    best, counts = [], []
+    ids = dataset_ids(dataset)
+    for pos in list(range(shard[0], len(dataset), shard[1]))[:limit]:
+        s = dataset[pos]
+        if s.mask is None and s.instances is None:
+            continue
+        c = store.load(ids[pos])
+        best.append(best_overlaps(c.rles, instance_masks(s), ignore_region(s)))
+        counts.append(len(c))
+    return summarize(best, counts)
+
+
 def _slug(name: str) -> str:
     """A folder name for a dataset given by name or path."""
-    import hashlib
-
     p = Path(name)
     if p.exists() or os.sep in name:
         digest = hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:8]
@@ -345,8 +343,6 @@ def _slug(name: str) -> str:
 
 def store_dir(cache_dir, dataset_name: str, split: str | None, method: str, params: dict | None = None) -> Path:
     """``<cache>/<dataset>/<split>/<method>[-<params hash>]``: non-default parameters get their own folder."""
-    import hashlib
-
     leaf = method
     if params:
         leaf += "-" + hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -355,8 +351,6 @@ def store_dir(cache_dir, dataset_name: str, split: str | None, method: str, para
 
 def cache_root(data_root=None, cache_dir=None) -> Path:
     """Where candidate stores live: ``cache_dir`` if given, else ``<data_root>/proposals``."""
-    from ..data import default_data_root
-
     return Path(cache_dir) if cache_dir else default_data_root(data_root) / "proposals"
 
 
@@ -369,9 +363,6 @@ def proposals_for(dataset_name: str, split: str | None, method: str, data_root=N
     For ``mcg`` the official files are looked for in ``params['mcg_dir']``, else ``$BOXSUP_MCG_DIR``,
     else ``<data_root>/MCG``.
     """
-    from ..data import default_data_root, load_dataset
-    from .generators import check_method
-
     check_method(method)
     root = default_data_root(data_root)
     params = dict(params or {})

@@ -1,0 +1,189 @@
+"""The run folder, and the one module that reads or writes it.
+
+``<runs_dir>/<name>-<hash of the config>/`` holds:
+
+- ``config.json``: the Config (its fields are the notebook parameters);
+- ``last.pth``: the checkpoint of the last finished epoch: model, optimizer, scheduler, epoch, the
+  current picks (BoxSup's estimated labels), the config and the log so far. It holds tensors and
+  plain types only and is read with ``weights_only=True``: nothing in it is unpickled as code;
+- ``log.jsonl``: one JSON line per epoch, rewritten from the checkpoint each time it is saved, so
+  no kill leaves the log and the checkpoint out of step;
+- ``snapshots/epoch_NNN.npz``: estimated masks of a few training images at each relabel (Fig. 3);
+- ``metrics.json``: the plain network on the eval split, written once the run is finished;
+- ``eval-<split>-<tag>.json``: cached evaluations under other protocols (``eval_tag``).
+
+A lock file (``.lock``, ``atomic.locked``) keeps two processes from training the same run at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .atomic import read_json, save_npz, save_torch, write_json, write_text
+from .config import Config
+from .data.sample import DataError
+from .models import build_model
+
+CONFIG, CHECKPOINT, LOG, METRICS, SNAPSHOTS = "config.json", "last.pth", "log.jsonl", "metrics.json", "snapshots"
+
+
+def run_dir(cfg: Config) -> Path:
+    return Path(cfg.runs_dir) / cfg.run_name()
+
+
+def create(cfg: Config) -> Path:
+    """The run's folder with its ``config.json``; temporaries left by a killed writer are removed
+    (call it while holding the folder's lock)."""
+    out = run_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    write_json(out / CONFIG, cfg.to_dict())
+    return out
+
+
+def read_config(folder: str | os.PathLike) -> Config:
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a run folder: no {CONFIG}")
+    d = read_json(path)
+    if not isinstance(d, dict):
+        raise DataError(f"{path} is not a readable JSON object; delete the run folder to retrain it")
+    return Config.from_dict(d)
+
+
+# --- checkpoint and log ----------------------------------------------------------------------------
+
+def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
+    """``last.pth`` first, then ``log.jsonl`` from the log the checkpoint carries."""
+    state = dict(state, picks={int(i): torch.as_tensor(p) for i, p in state.get("picks", {}).items()})
+    save_torch(folder / CHECKPOINT, state)
+    write_log(folder, state.get("log", []))
+
+
+def load_checkpoint(folder: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
+    """The checkpoint (None when there is none yet); picks come back as numpy arrays. A truncated,
+    garbled or crafted file raises ``DataError`` naming it."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for damaged zips and refused pickles
+        raise DataError(f"cannot load checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}. "
+                        "It is damaged or not a boxsup checkpoint; delete it to retrain the run") from e
+    if not isinstance(state, dict) or "model" not in state:
+        raise DataError(f"checkpoint {path} holds no model state; delete it to retrain the run")
+    state["picks"] = {int(i): p.numpy() for i, p in state.get("picks", {}).items()}
+    return state
+
+
+def write_log(folder: Path, lines: list[dict]) -> None:
+    write_text(Path(folder) / LOG, "".join(json.dumps(d) + "\n" for d in lines))
+
+
+def read_log(folder: str | os.PathLike) -> list[dict]:
+    """The run's log.jsonl, one dict per finished epoch."""
+    path = Path(folder) / LOG
+    if not path.is_file():
+        return []
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+    except ValueError as e:
+        raise DataError(f"{path} is not JSON lines ({e}); it is rewritten from last.pth on the next resume") from e
+
+
+def training_seconds(folder: str | os.PathLike) -> float:
+    """Wall time the run spent training and relabeling (the sum over its log)."""
+    return sum(d.get("seconds", 0.0) for d in read_log(folder))
+
+
+def final_pick_quality(folder: str | os.PathLike) -> float | None:
+    """Mean IoU of BoxSup's picks with the true masks at the last relabel (None if not measured)."""
+    log = read_log(folder)
+    return log[-1].get("pick_mIoU") if log else None
+
+
+def load_model(folder: str | os.PathLike) -> tuple[torch.nn.Module, Config]:
+    """The network of a run folder (its last checkpoint), in eval mode, and its config."""
+    cfg = read_config(folder)
+    state = load_checkpoint(folder)
+    if state is None:
+        raise FileNotFoundError(f"run {folder} has no checkpoint yet ({Path(folder) / CHECKPOINT})")
+    weights = state["model"]
+    heads = [k for k in weights if k.endswith("classifier.weight")]
+    if not heads:
+        raise DataError(f"{Path(folder) / CHECKPOINT}: no classifier weights in the model state")
+    model = build_model(cfg.arch, weights[heads[0]].shape[0], pretrained=False)
+    model.load_state_dict(weights)
+    return model.eval(), cfg
+
+
+# --- snapshots (Fig. 3) ----------------------------------------------------------------------------
+
+def save_snapshot(folder: Path, epoch: int, labels: dict[int, np.ndarray]) -> None:
+    """Label maps of a few training items, as relabeled at the start of ``epoch`` (0-based)."""
+    save_npz(Path(folder) / SNAPSHOTS / f"epoch_{epoch:03d}.npz", **{f"item_{i}": m for i, m in labels.items()})
+
+
+def snapshot_epochs(folder: str | os.PathLike, wanted: tuple[int, ...] = (1, 5, 20)) -> list[int]:
+    """Epochs (1-based: the labels epoch e trained on) with a saved snapshot, among ``wanted``, plus
+    the last one."""
+    have = sorted(int(p.stem.split("_")[1]) + 1 for p in (Path(folder) / SNAPSHOTS).glob("epoch_*.npz"))
+    if not have:
+        raise FileNotFoundError(f"{folder} has no {SNAPSHOTS}/ (only box-supervised runs keep them)")
+    return sorted({e for e in wanted if e in have} | {have[-1]})
+
+
+def load_snapshot(folder: str | os.PathLike, epoch: int) -> dict[int, np.ndarray]:
+    """{training item: label map} as saved for 1-based ``epoch``."""
+    path = Path(folder) / SNAPSHOTS / f"epoch_{epoch - 1:03d}.npz"
+    with np.load(path, allow_pickle=False) as z:
+        return {int(k.split("_")[1]): z[k] for k in z.files}
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+def write_metrics(folder: Path, metrics: dict) -> None:
+    write_json(Path(folder) / METRICS, metrics)
+
+
+def read_metrics(folder: str | os.PathLike) -> dict | None:
+    """metrics.json, or None when the run is not finished (or the file is unreadable)."""
+    m = read_json(Path(folder) / METRICS)
+    return m if isinstance(m, dict) else None
+
+
+def eval_tag(scales: tuple[float, ...] = (1.0,), flip: bool = False, crf: str | None = None,
+             max_images: int | None = None, trimap_widths: tuple[int, ...] | None = None) -> str:
+    """The name of one evaluation protocol, e.g. ``s0.8-1-1.2_crf_trimap1-2-4``; ``crf`` is
+    "crf" for the default parameters or a short name of other ones."""
+    parts = ["s" + "-".join(f"{s:g}" for s in scales)]
+    if flip:
+        parts.append("flip")
+    if crf:
+        parts.append(crf)
+    if max_images:
+        parts.append(f"n{max_images}")
+    if trimap_widths:
+        parts.append("trimap" + "-".join(map(str, trimap_widths)))
+    return "_".join(parts)
+
+
+def cached_eval(folder: str | os.PathLike, split: str, tag: str, compute: Callable[[], dict]) -> dict:
+    """``eval-<split>-<tag>.json``, computed once per checkpoint: a cache written for an earlier
+    ``last.pth`` (or unreadable) is recomputed."""
+    path = Path(folder) / f"eval-{split}-{tag}.json"
+    ckpt = Path(folder) / CHECKPOINT
+    stamp = f"{ckpt.stat().st_mtime_ns}-{ckpt.stat().st_size}" if ckpt.is_file() else None
+    cached = read_json(path)
+    if isinstance(cached, dict) and cached.get("checkpoint") == stamp:
+        return cached
+    write_json(path, {**compute(), "checkpoint": stamp})
+    return read_json(path)
