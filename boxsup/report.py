@@ -18,8 +18,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from .data.sample import atomic_path, write_json_atomic
-from .experiments import training_seconds
+from tqdm.auto import tqdm
+
+from .atomic import replacing, write_json, write_text
+from .paper import Result
+from .runs import training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +55,7 @@ def git_commit() -> str:
 
 
 def check_kernel(kernel: str) -> None:
+    # local: jupyter, papermill and nbconvert are the optional "notebooks" extra, not needed to train
     from jupyter_client.kernelspec import KernelSpecManager
 
     if kernel not in KernelSpecManager().find_kernel_specs():
@@ -61,7 +65,7 @@ def check_kernel(kernel: str) -> None:
 
 def execute(name: str, params: dict, out_dir: Path, kernel: str = "boxsup") -> tuple[Path, dict, float]:
     """Run ``notebooks/<name>.ipynb`` with papermill; returns (executed path, metrics, seconds)."""
-    import papermill as pm
+    import papermill as pm  # local: the optional "notebooks" extra (see check_kernel)
 
     src = ROOT / "notebooks" / f"{name}.ipynb"
     if not src.is_file():
@@ -70,10 +74,9 @@ def execute(name: str, params: dict, out_dir: Path, kernel: str = "boxsup") -> t
     executed.parent.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / f"{name}.metrics.json"
     t0 = time.perf_counter()
-    tmp = atomic_path(executed)
-    pm.execute_notebook(str(src), str(tmp), parameters={**params, "metrics_path": os.path.relpath(metrics_path.resolve(), ROOT)},
-                        kernel_name=kernel, cwd=str(ROOT), progress_bar=False)
-    os.replace(tmp, executed)
+    with replacing(executed) as tmp:
+        pm.execute_notebook(str(src), str(tmp), parameters={**params, "metrics_path": os.path.relpath(metrics_path.resolve(), ROOT)},
+                            kernel_name=kernel, cwd=str(ROOT), progress_bar=False)
     seconds = time.perf_counter() - t0
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     return executed, metrics, seconds
@@ -85,7 +88,7 @@ _EXTERNAL_LINK = re.compile(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", re.I)
 
 def render_html(executed: Path, html_path: Path) -> None:
     """Code hidden except the parameters; figures embedded; no fetches from other hosts."""
-    import nbformat
+    import nbformat  # local: the optional "notebooks" extra (see check_kernel)
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(executed), as_version=4)
@@ -98,9 +101,7 @@ def render_html(executed: Path, html_path: Path) -> None:
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb)
     body = _EXTERNAL_LINK.sub("", _EXTERNAL_SCRIPT.sub("", body))
-    tmp = atomic_path(html_path)
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, html_path)
+    write_text(html_path, body)
 
 
 def _fmt(v) -> str:
@@ -144,17 +145,13 @@ in {sum(r['seconds'] for r in manifest['reports'].values()) / 60:.1f} minutes of
 </body></html>
 """
     path = out_dir / "index.html"
-    tmp = atomic_path(path)
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, page)
     return path
 
 
 def build_reports(names: list[str] | None = None, params: dict | None = None, out_dir: str | Path = "reports",
                   kernel: str = "boxsup") -> Path:
     """Execute and render the notebooks (all present ones by default); returns the index path."""
-    from tqdm.auto import tqdm
-
     check_kernel(kernel)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -181,15 +178,12 @@ def build_reports(names: list[str] | None = None, params: dict | None = None, ou
     manifest.update({"profile": params.get("profile", "toy"), "commit": git_commit(),
                      "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      "seconds": time.perf_counter() - t_all})
-    tmp = atomic_path(mpath)
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, mpath)
+    write_json(mpath, manifest)
     return write_index(manifest, out_dir)
 
 
-def write_metrics(path: str | os.PathLike, headline: dict, verdict: str = "", **extra) -> None:
-    """Called by each notebook's last cell: the machine-readable result beside its output, with
-    the training runs the notebook used (``experiments.run`` records them)."""
-    from .experiments import RUNS_USED
-
-    write_json_atomic(Path(path), {"headline": headline, "verdict": verdict, "runs": list(RUNS_USED), **extra})
+def write_metrics(path: str | os.PathLike, result: Result) -> None:
+    """Called by each notebook's last cell: the machine-readable result beside its output (headline,
+    verdict, the run folders the result used, and its records)."""
+    write_json(Path(path), {"headline": result.headline, "verdict": result.verdict, "runs": list(result.runs),
+                            **result.records})

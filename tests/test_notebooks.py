@@ -1,6 +1,8 @@
-"""Notebook smoke tests: each notebook runs through papermill with parameters on a tiny benchmark
-and writes its metrics.json; a bad parameter fails in the first cell with the allowed values."""
+"""Notebooks: stored thin and without outputs (one result call, no verdict logic), and smoke tests:
+each runs through papermill with parameters on a tiny benchmark and writes its metrics.json; a bad
+parameter fails in the first cell with the allowed values."""
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,19 @@ from boxsup.data.synthetic import ToySpec, ensure_toy
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+RESULT_CALL = re.compile(r"^res = (paper|paper_figures)\.\w+\(cfg\b", re.M)
 
-pytestmark = pytest.mark.slow
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_thin_and_stored_without_outputs(name):
+    nb = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "parameters" in code[0]["metadata"].get("tags", []), "the first code cell holds the parameters"
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code), "outputs are not stripped"
+    body = "\n".join("".join(c["source"]) for c in code[1:])
+    assert len(RESULT_CALL.findall(body)) == 1, "one call of the results layer per notebook"
+    assert not re.search(r"\b(verdict|headline)\s*=", body), "verdicts are computed in boxsup.paper"
+    assert "".join(code[-1]["source"]) == "report.write_metrics(metrics_path, res)"
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +44,7 @@ def _run(name, tmp_path, **params):
     return json.loads(metrics.read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_with_parameters(name, tiny_root, tmp_path):
     m = _run(name, tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1)
@@ -39,6 +53,7 @@ def test_notebook_runs_with_parameters(name, tiny_root, tmp_path):
         assert m["runs"] and all((tmp_path / "runs" / Path(r).name).is_dir() for r in m["runs"])
 
 
+@pytest.mark.slow
 def test_bad_parameter_fails_early_with_allowed_values(tiny_root, tmp_path):
     pm = pytest.importorskip("papermill")
     with pytest.raises(pm.PapermillExecutionError) as e:
@@ -47,6 +62,7 @@ def test_bad_parameter_fails_early_with_allowed_values(tiny_root, tmp_path):
     assert e.value.exec_count <= 3  # parameters, injected parameters, then the validation cell
 
 
+@pytest.mark.slow
 def test_table1_runs_one_row_when_asked(tiny_root, tmp_path):
     m = _run("table1", tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1,
              supervision="box", extra="none", use_crf=False)
@@ -54,6 +70,7 @@ def test_table1_runs_one_row_when_asked(tiny_root, tmp_path):
     assert [r["supervision"] for r in m["table"]] == ["box"]
 
 
+@pytest.mark.slow
 def test_table1_bad_supervision_lists_the_allowed_values(tiny_root, tmp_path):
     pm = pytest.importorskip("papermill")
     with pytest.raises(pm.PapermillExecutionError) as e:

@@ -1,4 +1,5 @@
-"""The toy network's image-level pre-training, rounds with several passes, and the table rows."""
+"""The toy network's image-level pre-training, rounds with several passes, and Table 4 at paper scale
+(server submissions). The other results' tests are in test_paper.py."""
 import json
 
 import numpy as np
@@ -27,11 +28,11 @@ def test_toy_imagenet_is_class_folders_with_one_label_each(data_root):
 
 @pytest.mark.slow
 def test_pretrained_toyfcn_is_cached_and_loaded(data_root):
-    from boxsup.models import build_model
-    from boxsup.pretrain import pretrain_toyfcn, pretrained_path
+    from boxsup.models import build_model, toy_pretrained_path
+    from boxsup.pretrain import pretrain_toyfcn
 
     path = pretrain_toyfcn(data_root, progress=False)
-    assert path == pretrained_path(data_root) and path.is_file()
+    assert path == toy_pretrained_path(data_root) and path.is_file()
     stamp = path.stat().st_mtime_ns
     state = torch.load(path, weights_only=False)
     assert 0.0 <= state["heldout_accuracy"] <= 1.0
@@ -71,66 +72,19 @@ def test_passes_train_longer_between_relabels(data_root, tmp_path):
         Config(passes=0)
 
 
-def test_table1_row_selection_and_bad_values():
-    from boxsup.tables import TABLE1_ROWS, table1_rows
-
-    assert table1_rows() == TABLE1_ROWS
-    assert [r[1] for r in table1_rows("box")] == ["box"]
-    assert [r[2] for r in table1_rows("mask", "boxes")] == [dict(supervision="mask", extra="boxes")]
-    assert {r[2].get("extra", "none") for r in table1_rows("mask")} == {"none", "masks", "boxes"}
-    custom = table1_rows("box", "boxes")  # not a paper row: run as its own row, no paper number
-    assert custom[0][2] == dict(supervision="box", extra="boxes") and custom[0][3] is None
-    with pytest.raises(ValueError, match="supervision='boxes'.*all, mask, box, semi"):
-        table1_rows("boxes")
-    with pytest.raises(ValueError, match="extra='coco'"):
-        table1_rows("mask", "coco")
-
-
-def test_context_configs_pretrain_on_the_extra_boxes():
-    from boxsup.tables import context_configs
-
-    cs = context_configs(Config())
-    assert cs["baseline"].dataset == "toy-context" and cs["baseline"].supervision == "mask"
-    assert (cs["pretrain"].dataset, cs["pretrain"].train_split, cs["pretrain"].supervision) == ("toy", "extra", "box")
-    paper = context_configs(Config(profile="paper"))
-    assert paper["pretrain"].dataset == "coco80" and paper["baseline"].dataset == "context"
-
-
-def test_verdicts_name_the_broken_pair():
-    import pandas as pd
-
-    from boxsup.tables import gain_verdict, table2_verdict
-
-    t = pd.DataFrame({"FCN": [40.0, 50.0, 45.0, 55.0, 56.0]}, index=["r", "g", "c", "k1", "k5"])
-    v = table2_verdict(t, "FCN")
-    assert v == "does not hold: GrabCut (50.0) < CRF-box (45.0)"
-    t5 = pd.DataFrame({"FCN": [30.0, 33.5]}, index=["baseline", "pre"])
-    assert gain_verdict(t5, "FCN", "baseline", "pre", 4.8).startswith("pre beats baseline by +3.5")
-
-
-def test_pick_trend_needs_more_than_two_points_to_call_a_trend():
-    from boxsup.experiments import pick_trend
-
-    head, verdict = pick_trend({1: 49.8, 5: 47.0, 15: 50.2}, [1, 5, 20])
-    assert head == {"pick IoU epoch 1": 49.8, "pick IoU epoch 5": 47.0} and "get worse" in verdict
-    assert "improve over" in pick_trend({1: 40.0, 5: 50.0}, [1, 5])[1]
-    assert "barely change" in pick_trend({1: 40.0, 5: 41.0}, [1, 5])[1]
-    with pytest.raises(ValueError, match="no pick quality"):
-        pick_trend({1: 40.0}, [3])
-
-
 @pytest.mark.slow
-def test_table4_at_paper_scale_writes_one_server_tarball_per_row(data_root, tmp_path, monkeypatch):
+def test_table4_at_paper_scale_writes_one_server_tarball_per_row(tmp_path, monkeypatch):
     """VOC 2012 test has no labels: every Table 4 row must become an evaluation-server tarball."""
     import re
     import shutil
     import tarfile
 
-    from boxsup import tables
+    from boxsup import paper
     from boxsup.train import fit
 
-    voc = tmp_path / "voc" / "VOCdevkit" / "VOC2012"  # a VOC 2012 test split made of toy test images
-    toy = __import__("pathlib").Path(data_root) / "VOCdevkit" / "TOY"
+    root = ensure_toy(tmp_path / "data", TINY)  # the run's data root also holds a VOC 2012 test split
+    voc = root / "VOCdevkit" / "VOC2012"  # made of toy test images
+    toy = root / "VOCdevkit" / "TOY"
     ids = (toy / "ImageSets/Segmentation/test.txt").read_text().split()
     (voc / "ImageSets/Segmentation").mkdir(parents=True)
     (voc / "ImageSets/Segmentation/test.txt").write_text("\n".join(ids) + "\n")
@@ -139,12 +93,14 @@ def test_table4_at_paper_scale_writes_one_server_tarball_per_row(data_root, tmp_
     for i in ids:  # the test release has annotation files too; give the objects VOC class names
         xml = (toy / "Annotations" / f"{i}.xml").read_text()
         (voc / "Annotations" / f"{i}.xml").write_text(re.sub(r"<name>\w+</name>", "<name>person</name>", xml))
-    trained = fit(Config(data_root=data_root, runs_dir=str(tmp_path / "runs"), epochs=1, passes=1, batch_size=4,
+    trained = fit(Config(data_root=str(root), runs_dir=str(tmp_path / "runs"), epochs=1, passes=1, batch_size=4,
                          crop=48, device="cpu"), progress=False)
-    monkeypatch.setattr(tables, "run", lambda cfg, progress=True: {"run_dir": str(trained)})
-    cfg = Config(profile="paper", data_root=str(tmp_path / "voc"), device="cpu", use_crf=False)
-    table = tables.table4(cfg, progress=False, out_dir=tmp_path / "sub")
-    assert len(table) == len(tables.TABLE4_ROWS) and "FCN" not in table
+    monkeypatch.setattr(paper, "train_run", lambda cfg, progress=True: trained)
+    cfg = Config(profile="paper", data_root=str(root), device="cpu", use_crf=False)
+    res = paper.table4(cfg, out_dir=tmp_path / "sub", progress=False)
+    table = res.table
+    assert len(table) == len(paper.TABLE4_ROWS) and "FCN" not in table
+    assert res.verdict == paper.NO_TEST_LABELS and res.headline == {} and res.runs == [str(trained)]
     for tgz in set(table["submission"]):
         with tarfile.open(tgz) as tar:
             pngs = [n for n in tar.getnames() if n.endswith(".png")]

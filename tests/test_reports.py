@@ -37,6 +37,16 @@ def test_every_notebook_has_a_report_from_its_current_version():
         assert f'href="{name}.html"' in index
 
 
+def test_every_report_records_headline_verdict_and_runs():
+    """What ``report.write_metrics`` writes for a ``paper.Result``; the index reads nothing else."""
+    for name in _manifest()["reports"]:
+        m = json.loads((REPORTS / f"{name}.metrics.json").read_text())
+        assert {"headline", "verdict", "runs"} <= set(m), name
+        assert isinstance(m["verdict"], str) and m["verdict"], name
+        assert all(r.startswith("runs/") for r in m["runs"]), name  # relative to the project root
+        assert (name == "data") == (not m["runs"]), name
+
+
 def test_reports_fetch_nothing_from_other_hosts():
     for page in REPORTS.glob("*.html"):
         text = page.read_text()
