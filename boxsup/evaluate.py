@@ -11,7 +11,7 @@
 - Fig. 4: mIoU inside / outside bands around ground-truth boundaries (``trimap_widths``).
 
 ``evaluate_run`` scores a run folder under a protocol and caches the result in it (``runs.eval_tag``);
-the CLI, the notebooks and the tables all go through it.
+the CLI and the results layer (paper.py) both go through it.
 """
 from __future__ import annotations
 
