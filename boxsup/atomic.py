@@ -17,11 +17,15 @@ from typing import Any
 import numpy as np
 
 
+TEMP_GLOB = ".*.tmp*"  # what temp_sibling names look like (stale ones are removed by their folder's owner)
+
+
 def temp_sibling(path: Path) -> Path:
-    """A fresh temporary file next to ``path`` (same folder, so the rename is atomic)."""
+    """A fresh temporary file next to ``path`` (same folder, so the rename is atomic), named
+    ``.<name>.tmp<random><suffix>``: hidden, and with the suffix tools such as papermill expect."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o644)  # mkstemp makes 0600; results must stay readable by others (web servers)
     return Path(tmp)
@@ -96,12 +100,12 @@ def cached_json(path: str | os.PathLike, compute: Callable[[], Any]) -> Any:
 
 
 @contextmanager
-def locked(folder: str | os.PathLike) -> Iterator[None]:
-    """An exclusive lock on a folder (``<folder>/.lock``) for this process; a second process that
-    asks for it says so and waits until the first one is done."""
+def locked(folder: str | os.PathLike, name: str = ".lock") -> Iterator[None]:
+    """An exclusive lock on a folder (the file ``<folder>/<name>``) for this process; a second
+    process that asks for it says so and waits until the first one is done."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as f:
+    with open(folder / name, "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

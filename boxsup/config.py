@@ -38,11 +38,10 @@ DEFAULTS = {
                   passes=1, proposals="mcg", eval_split="val", semi_masks=1464),
 }
 
-# Fields that do not change what a run learns: excluded from the run's identity (its hash).
-# ``workers`` (data-loader processes) stays in the key: on the CPU 0 and 2 loader workers have given
-# different weights, so runs made with different settings are never mixed in the cache.
+# Fields that do not change what a run learns: excluded from the run's identity (its hash). The
+# number of loader workers is one of them: runs are bit-identical for any worker count on the CPU.
 NOT_IN_KEY = {"device", "runs_dir", "data_root", "use_crf", "name", "proposals_dir", "snapshot_ids",
-              "eval_scales"}
+              "eval_scales", "workers"}
 
 
 def check_choice(name: str, value, allowed: Sequence) -> None:
@@ -125,8 +124,8 @@ class Config:
         """Readable folder prefix (the hash after it is what identifies the run)."""
         base = DEFAULTS[self.profile]
         parts = [self.profile if self.dataset == base["dataset"] else Path(self.dataset).name]
-        if self.train_split != "train":
-            parts.append(self.train_split)
+        if self.train_split != "train":  # a split given as a file path never nests the run folder
+            parts.append(Path(self.train_split).stem if "/" in self.train_split else self.train_split)
         parts.append(self.supervision)
         if self.supervision == "box":
             parts.append(f"k{self.k}")

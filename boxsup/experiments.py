@@ -34,11 +34,12 @@ def train_run(cfg: Config, progress: bool = True) -> Path:
     out = fit(cfg, progress=progress)
     if int(os.environ.get("RANK", "0")) != 0 or runs.read_metrics(out) is not None:
         return out  # under torchrun only rank 0 scores the network
-    model, _ = runs.load_model(out)
+    state = runs.load_checkpoint(out)
+    model = runs.model_from_checkpoint(state, cfg, out)
     ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root)
     res = evaluate(model, ev, len(ev.classes), scales=cfg.eval_scales, device=cfg.device,
                    class_names=tuple(ev.classes), progress=progress)
-    runs.write_metrics(out, {"config": cfg.to_dict(), "split": cfg.eval_split, **res})
+    runs.write_metrics(out, {"config": cfg.to_dict(), "split": cfg.eval_split, "start": state.get("start"), **res})
     return out
 
 

@@ -143,6 +143,19 @@ def load_toy_pretrained(model: Segmenter, data_root: str | os.PathLike | None = 
     return {k: v for k, v in state.items() if k != "features"}
 
 
+def describe_start(arch: str, pretrained: bool, data_root: str | os.PathLike | None = None) -> dict:
+    """What a run's network starts from, as recorded with the run (never a silent substitute:
+    ``build_model`` stops when pre-trained weights cannot be loaded)."""
+    if not pretrained:
+        return {"weights": "random"}
+    if arch == "toyfcn":
+        state = torch.load(toy_pretrained_path(data_root), map_location="cpu", weights_only=True)
+        return {"weights": "toy ImageNet body", "file": str(toy_pretrained_path(data_root)),
+                **{k: v for k, v in state.items() if k != "features"}}
+    weights = VGG16_Weights.IMAGENET1K_V1 if arch == "deeplab-largefov" else ResNet101_Weights.IMAGENET1K_V1
+    return {"weights": "ImageNet (torchvision)", "file": Path(weights.url).name}
+
+
 def build_model(arch: str, num_classes: int, pretrained: bool = False,
                 data_root: str | os.PathLike | None = None) -> nn.Module:
     """``pretrained``: VGG-16 / ResNet-101 ImageNet weights, or for ``toyfcn`` its body pre-trained

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .atomic import save_torch
+from .atomic import locked, save_torch
 from .data.sample import DataError, read_image
 from .data.synthetic import THINGS, VERSION, ensure_toy
 from .data.transforms import normalise_batch
@@ -55,10 +55,17 @@ def _batch(images: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
 
 
 def pretrain_toyfcn(data_root: str | os.PathLike | None = None, seed: int = 0, progress: bool = True) -> Path:
-    """Train the toy network's body unless its file exists (once per benchmark version); returns it."""
+    """Train the toy network's body unless its file exists (once per benchmark version); returns it.
+    A second process asking for it meanwhile waits for the first one's file."""
     path = toy_pretrained_path(data_root)
-    if path.is_file():
-        return path
+    if not path.is_file():
+        with locked(path.parent, ".lock-pretrain"):
+            if not path.is_file():
+                _pretrain(path, data_root, seed, progress)
+    return path
+
+
+def _pretrain(path: Path, data_root: str | os.PathLike | None, seed: int, progress: bool) -> None:
     images, labels = load_toy_imagenet(data_root)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(labels))
@@ -91,4 +98,3 @@ def pretrain_toyfcn(data_root: str | os.PathLike | None = None, seed: int = 0, p
     accuracy = float((pred.numpy() == labels[held]).mean())
     save_torch(path, {"features": body.state_dict(), "heldout_accuracy": accuracy, "images": len(train),
                       "epochs": EPOCHS, "seed": seed, "toy_version": VERSION})
-    return path

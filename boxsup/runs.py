@@ -16,6 +16,7 @@ A lock file (``.lock``, ``atomic.locked``) keeps two processes from training the
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import read_json, save_npz, save_torch, write_json, write_text
+from .atomic import TEMP_GLOB, read_json, save_npz, save_torch, write_json, write_text
 from .config import Config
 from .data.sample import DataError
 from .models import build_model
@@ -42,7 +43,7 @@ def create(cfg: Config) -> Path:
     (call it while holding the folder's lock)."""
     out = run_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.tmp"):
+    for stale in out.glob(TEMP_GLOB):
         stale.unlink(missing_ok=True)
     write_json(out / CONFIG, cfg.to_dict())
     return out
@@ -60,9 +61,29 @@ def read_config(folder: str | os.PathLike) -> Config:
 
 # --- checkpoint and log ----------------------------------------------------------------------------
 
+def _digest(obj: Any, h=None) -> str:
+    """SHA-256 of everything a checkpoint holds (torch's zip format does not check its data)."""
+    h = h or hashlib.sha256()
+    if isinstance(obj, torch.Tensor):
+        h.update(str((obj.dtype, tuple(obj.shape))).encode())
+        h.update(obj.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        for k in sorted(obj, key=str):
+            h.update(str(k).encode())
+            _digest(obj[k], h)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _digest(v, h)
+    else:
+        h.update(repr(obj).encode())
+    return h.hexdigest()
+
+
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
-    """``last.pth`` first, then ``log.jsonl`` from the log the checkpoint carries."""
+    """``last.pth`` (with a digest of its contents) first, then ``log.jsonl`` from the log the
+    checkpoint carries."""
     state = dict(state, picks={int(i): torch.as_tensor(p) for i, p in state.get("picks", {}).items()})
+    state["digest"] = _digest({k: v for k, v in state.items() if k != "digest"})
     save_torch(folder / CHECKPOINT, state)
     write_log(folder, state.get("log", []))
 
@@ -80,7 +101,10 @@ def load_checkpoint(folder: str | os.PathLike, map_location: str | torch.device 
                         "It is damaged or not a boxsup checkpoint; delete it to retrain the run") from e
     if not isinstance(state, dict) or "model" not in state:
         raise DataError(f"checkpoint {path} holds no model state; delete it to retrain the run")
-    state["picks"] = {int(i): p.numpy() for i, p in state.get("picks", {}).items()}
+    if state.pop("digest", None) != _digest(state):
+        raise DataError(f"checkpoint {path} is damaged: its contents do not match their digest; delete it to "
+                        "retrain the run")
+    state["picks"] = {int(i): p.cpu().numpy() for i, p in state.get("picks", {}).items()}
     return state
 
 
@@ -116,13 +140,18 @@ def load_model(folder: str | os.PathLike) -> tuple[torch.nn.Module, Config]:
     state = load_checkpoint(folder)
     if state is None:
         raise FileNotFoundError(f"run {folder} has no checkpoint yet ({Path(folder) / CHECKPOINT})")
+    return model_from_checkpoint(state, cfg, folder), cfg
+
+
+def model_from_checkpoint(state: dict, cfg: Config, folder: str | os.PathLike = "") -> torch.nn.Module:
+    """The network held by a loaded checkpoint, in eval mode."""
     weights = state["model"]
     heads = [k for k in weights if k.endswith("classifier.weight")]
     if not heads:
         raise DataError(f"{Path(folder) / CHECKPOINT}: no classifier weights in the model state")
     model = build_model(cfg.arch, weights[heads[0]].shape[0], pretrained=False)
     model.load_state_dict(weights)
-    return model.eval(), cfg
+    return model.eval()
 
 
 # --- snapshots (Fig. 3) ----------------------------------------------------------------------------

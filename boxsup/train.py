@@ -27,7 +27,7 @@ from .config import Config
 from .data.sample import IGNORE
 from .data.transforms import image_to_tensor, random_scale_crop_flip
 from .labels import TrainingImages
-from .models import build_model, param_groups, replace_classifier
+from .models import build_model, describe_start, param_groups, replace_classifier
 from .predict import resolve_device
 from .pretrain import pretrain_toyfcn
 from .relabel import autocast, relabel_epoch
@@ -56,8 +56,15 @@ class Crops(torch.utils.data.Dataset):
 def train_one_epoch(model, optimizer, loader, device, epoch: int, progress: bool = True) -> float:
     """One pass of SGD over ``loader``; returns the mean loss. The loss ignores only 255."""
     model.train()
+    # Earlier versions wrapped the loader in tqdm.auto, whose asyncio base class opens one unused
+    # iterator: that drew one number from the shuffle generator (and, with loader workers, a whole
+    # shuffle, which is why the worker count changed the weights). The one draw stays, so that runs
+    # are bit-identical to those versions for any number of workers.
+    torch.empty((), dtype=torch.int64).random_(generator=loader.generator)
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}", disable=not progress, leave=False, mininterval=2)
     total, n = 0.0, 0
-    for x, y in tqdm(loader, desc=f"epoch {epoch + 1}", disable=not progress, leave=False, mininterval=2):
+    for x, y in loader:
+        bar.update()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
@@ -69,6 +76,7 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, progress: bool
         optimizer.step()
         total += float(loss.detach()) * len(x)
         n += len(x)
+    bar.close()
     return total / max(n, 1)
 
 
@@ -139,8 +147,10 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
     torch.manual_seed(cfg.seed)  # the classifier's initialisation
     images = TrainingImages(cfg)
     model = build_model(cfg.arch, len(images.classes), cfg.pretrained, cfg.data_root)
+    start = describe_start(cfg.arch, cfg.pretrained, cfg.data_root)
     if cfg.init_from:
         init_from_run(model, cfg.init_from, len(images.classes))
+        start["init_from"] = str(cfg.init_from)
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -188,7 +198,7 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
                     "seconds": time.perf_counter() - t0, **stats})
         runs.save_checkpoint(out, {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                                   "picks": images.picks, "config": cfg.to_dict(), "log": log})
+                                   "picks": images.picks, "config": cfg.to_dict(), "log": log, "start": start})
         done += 1
         if stop_after is not None and done >= stop_after and epoch + 1 < cfg.epochs:
             break

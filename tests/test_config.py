@@ -67,6 +67,6 @@ def test_cli_booleans_are_strict(capsys):
     assert "unrecognized arguments: ture" in capsys.readouterr().err
 
 
-def test_loader_workers_are_part_of_the_run_identity():
-    # two loader workers change the weights on the CPU, so their runs must not be reused for 0
-    assert Config(workers=0).key() != Config(workers=2).key()
+def test_loader_workers_are_not_part_of_the_run_identity():
+    # runs are bit-identical for any number of loader workers (tests/test_train.py checks it)
+    assert Config(workers=0).key() == Config(workers=2).key()

@@ -1,7 +1,6 @@
 """Candidate segments: generators, box-derived masks, the store, precompute, MCG reader, quality."""
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -443,3 +442,52 @@ def test_store_keeps_atoms_for_cheap_relabel_sums(tmp_path):
         assert set(candidate_pixels(inc, i)) == set(np.flatnonzero(masks[i]))
     sub = cand.select(np.array([False, True, True]))
     assert sub.segments.member.shape == (2, 16) and len(sub) == 2
+
+
+def test_swapped_proposal_files_are_detected_and_redone(tmp_path):
+    """Each file names the image it belongs to: two files swapped on disk are refused, then
+    recomputed, never served as the other image's candidates."""
+    ds = TinySet(2)
+    st = ProposalStore(tmp_path)
+    precompute(ds, st, "rect", progress=False)
+    a, b = st.path("im00"), st.path("im01")
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    with pytest.raises(DataError, match="holds the candidates of image 'im01'"):
+        st.load("im00")
+    assert precompute(ds, st, "rect", progress=False)["redone"] == 2
+    assert st.load("im00").meta["key"] == "im00"
+
+
+class SlowSet(TinySet):
+    """Each image takes seconds to read, so that a killed parent leaves its workers mid-task."""
+
+    def __getitem__(self, i: int) -> Sample:
+        time.sleep(2.5)
+        return self.items[i]
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A worker whose parent died stops at once instead of finishing (and writing) its image."""
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from boxsup.proposals import ProposalStore, precompute
+        from test_proposals import SlowSet
+        if __name__ == "__main__":
+            precompute(SlowSet(20), ProposalStore({str(tmp_path / 'store')!r}), "rect", workers=2, progress=False)
+    """))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    st = ProposalStore(tmp_path / "store")
+    t0 = time.time()
+    while len(st.ids()) < 1 and time.time() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.5)  # both workers are now inside their next image
+    proc.kill()
+    proc.wait()
+    n = len(st.ids())
+    time.sleep(4.0)  # a worker that outlived its parent would finish its image and write it
+    assert 1 <= len(st.ids()) == n < 20

@@ -82,3 +82,19 @@ def test_generation_is_cached_and_regenerated_on_spec_change(toy):
 def test_load_dataset_unknown_name(tmp_path):
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         load_dataset("nope", "train", tmp_path)
+
+
+def test_two_processes_generating_one_root_both_get_the_benchmark(tmp_path):
+    """The data root is locked while the benchmark is generated: the second process waits for the
+    first one's benchmark instead of failing on its half-made folders."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from boxsup.data.synthetic import ToySpec, ensure_toy; from boxsup.data import load_dataset; "
+            "ensure_toy(sys.argv[1], ToySpec(train=6, extra=4, val=3, test=3, context_train=3, context_val=2, "
+            "imagenet=12)); print(len(load_dataset('toy', 'train', sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert [o[0].strip() for o in outs] == ["6", "6"]

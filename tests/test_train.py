@@ -122,7 +122,7 @@ def test_ddp_under_torchrun_on_cpu(data_root, tmp_path):
     TrainingImages(cfg).prepare_candidates()
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
                                                                                 "OMP_NUM_THREADS": "1"})
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, res.stderr[:3000] + res.stderr[-3000:]
     (run,) = runs.iterdir()
     log = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all(r["relabel_images"] == 8 for r in log)   # both shards counted
@@ -179,3 +179,62 @@ def test_building_a_model_never_trains_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="boxsup pretrain"):
         build_model("toyfcn", 7, pretrained=True, data_root=str(tmp_path))
     assert not list(tmp_path.rglob("*.pth"))
+
+
+def test_run_records_its_start_and_a_split_path_never_nests_the_run_folder(data_root, tmp_path):
+    out = train_run(_cfg(data_root, tmp_path / "runs", epochs=1), progress=False)
+    start = runs.read_metrics(out)["start"]
+    assert start["weights"] == "toy ImageNet body" and 0 <= start["heldout_accuracy"] <= 1
+    cfg = _cfg(data_root, tmp_path / "runs", train_split=str(tmp_path / "lists" / "mine.txt"))
+    assert runs.run_dir(cfg).parent == tmp_path / "runs" and "mine" in runs.run_dir(cfg).name
+
+
+def test_missing_imagenet_weights_stop_the_run(monkeypatch):
+    """No silent substitution: a run that asks for ImageNet weights and cannot have them stops and
+    says where to put them."""
+    import torch.hub
+
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth.*TORCH_HOME"):
+        build_model("deeplab-largefov", 21, pretrained=True)
+
+
+def test_two_processes_training_the_same_run_take_turns(data_root, tmp_path):
+    """The run folder is locked: the second process waits, then finds the run finished; the log has
+    one line per epoch."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "boxsup.cli", "train", "--data-root", data_root, "--runs-dir", str(tmp_path / "runs"),
+           "--epochs", "2", "--lr-step", "2", "--batch-size", "4", "--crop", "48", "--device", "cpu"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    (run,) = (tmp_path / "runs").iterdir()
+    assert len(runs.read_log(run)) == 2
+
+
+def test_loader_workers_do_not_change_the_weights(data_root, tmp_path):
+    """0 and 2 loader workers train bit-identical networks on the CPU (so workers is not in the key)."""
+    w0 = fit(_cfg(data_root, tmp_path / "w0", epochs=1, workers=0), progress=False)
+    w2 = fit(_cfg(data_root, tmp_path / "w2", epochs=1, workers=2), progress=False)
+    a, b = _weights(w0), _weights(w2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_whose_tensors_changed_on_disk_is_refused(tmp_path):
+    from boxsup.data.sample import DataError
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    runs.save_checkpoint(folder, {"model": {"w": torch.ones(3)}, "epoch": 1, "log": [], "picks": {0: np.array([1, -1])}})
+    state = runs.load_checkpoint(folder)
+    assert state["epoch"] == 1 and np.array_equal(state["picks"][0], [1, -1])
+    raw = torch.load(folder / "last.pth", weights_only=True)
+    raw["model"]["w"][1] = 1.0000001  # a flipped bit in the data that the zip container does not notice
+    torch.save(raw, folder / "last.pth")
+    with pytest.raises(DataError, match="damaged"):
+        runs.load_checkpoint(folder)

@@ -26,7 +26,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from ..atomic import write_json, write_text
+from ..atomic import locked, read_json, write_json, write_text
 from .boxes import tight_box
 from .sample import IGNORE, write_jpeg, write_palette_png
 
@@ -380,18 +380,26 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None 
     generate small ones) and generates the default ``ToySpec()`` otherwise. Generation happens in a
     temporary folder that is renamed into place at the end, so a killed generation never leaves a
     half-written benchmark behind; candidate segments cached for an older benchmark are removed.
-    Returns the data root.
+    A second process asking for the same root waits for the first one's benchmark. Returns the root.
     """
     root = default_data_root(data_root)
+    if _present(root, spec):
+        return root
+    with locked(root, ".lock-toy"):
+        if not _present(root, spec):
+            _generate(root, spec or ToySpec())
+    return root
+
+
+def _present(root: Path, spec: ToySpec | None) -> bool:
+    """Whether ``root`` holds a complete benchmark of this version (and of ``spec``, if given)."""
+    found = read_json(root / "toy.json")
+    found = found.get("spec", {}) if isinstance(found, dict) else {}
+    return found.get("version") == VERSION and (spec is None or found == {"version": VERSION, **asdict(spec)})
+
+
+def _generate(root: Path, spec: ToySpec) -> None:
     marker = root / "toy.json"
-    if marker.is_file():
-        try:
-            found = json.loads(marker.read_text()).get("spec", {})
-        except json.JSONDecodeError:
-            found = {}
-        if found.get("version") == VERSION and (spec is None or found == {"version": VERSION, **asdict(spec)}):
-            return root
-    spec = spec or ToySpec()
     stamp = {"version": VERSION, **asdict(spec)}
     root.mkdir(parents=True, exist_ok=True)
     work = root / f".toy-tmp-{os.getpid()}"
@@ -424,4 +432,3 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None 
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
     write_json(marker, {"spec": stamp, "seconds": round(seconds, 2)})
-    return root

@@ -18,6 +18,7 @@ import signal
 import time
 import warnings
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import scipy.sparse as sp
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from ..atomic import save_npz
+from ..atomic import TEMP_GLOB, locked, save_npz
 from ..data import default_data_root, load_dataset
 from ..data.sample import DataError
 from .generators import check_method, generate_segments
@@ -185,7 +186,7 @@ class ProposalStore:
                 if "atoms" in z.files:
                     atoms = z["atoms"]
                     member = np.unpackbits(z["member"], axis=1, count=int(z["num_atoms"][0])).astype(bool)
-        except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, UnicodeDecodeError) as e:
             raise DataError(f"corrupt or truncated proposal file {path}: {type(e).__name__}: {e}; delete it "
                             "or rerun precompute, which redoes it") from e
         m = len(offsets) - 1
@@ -197,6 +198,9 @@ class ProposalStore:
         if atoms is not None and (atoms.shape != (h, w) or member.shape[0] != m):
             raise DataError(f"corrupt proposal file {path}: atoms {atoms.shape} / member {member.shape} do not "
                             f"match {m} candidates of a {w}x{h} image; delete it or rerun precompute")
+        if meta.get("key") != str(image_id):  # a file copied or renamed onto another image's name
+            raise DataError(f"proposal file {path} holds the candidates of image {meta.get('key')!r}, not "
+                            f"{image_id!r}; delete it or rerun precompute, which redoes it")
         segments = Segments(atoms, member) if atoms is not None else None
         return Candidates(rles, boxes.astype(np.float32), areas.astype(np.int64), h, w, meta, segments)
 
@@ -262,7 +266,7 @@ def parse_shard(shard) -> tuple[int, int]:
 
 def _clean_stale_temps(root: Path, older_than_s: float = 600) -> None:
     now = time.time()
-    for p in root.glob(".*.npz"):  # temporaries of killed runs (a live writer renames within seconds)
+    for p in root.glob(TEMP_GLOB):  # temporaries of killed runs (a live writer renames within seconds)
         try:
             if now - p.stat().st_mtime > older_than_s:
                 p.unlink()
@@ -277,13 +281,19 @@ def precompute(dataset, store: ProposalStore, method: str, params: dict | None =
     Resumable: images whose file exists (and reads back, with ``verify``) are skipped; damaged files
     are recomputed. ``shard=(i, n)`` (or "i/n") takes the images at positions i, i+n, ...;
     ``workers > 1`` runs a spawn-safe process pool. Returns counts: total, skipped, computed, redone.
+    A second process working on the same store and shard waits for the first, then skips its files.
     """
     check_method(method)
     params = dict(params or {})
     i, n = parse_shard(shard)
+    with locked(store.root, f".lock-{i}of{n}"):
+        return _precompute(dataset, store, method, params, workers, (i, n), verify, progress, limit)
+
+
+def _precompute(dataset, store: ProposalStore, method: str, params: dict, workers: int, shard: tuple[int, int],
+                verify: bool, progress: bool, limit: int | None) -> dict:
     ids = dataset_ids(dataset)
-    positions = list(range(i, len(ids), n))[:limit]
-    store.root.mkdir(parents=True, exist_ok=True)
+    positions = list(range(shard[0], len(ids), shard[1]))[:limit]
     _clean_stale_temps(store.root)
     todo, skipped, redone = [], 0, 0
     for pos in positions:
