@@ -77,13 +77,23 @@ def candidate_pixels(cand: Incidence, i: int) -> np.ndarray:
     return cand.indices[cand.indptr[i]:cand.indptr[i + 1]]
 
 
-def costs(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: Incidence,
+def costs(logp: np.ndarray | torch.Tensor, boxes: np.ndarray, labels: np.ndarray, cand: Incidence,
           cand_boxes: np.ndarray, lam: float = 3.0, er_norm: str = "image"
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cost, Eo, Er), each (M candidates, N boxes), computed for all pairs at once.
+    """(cost, Eo, Er), each (M candidates, N boxes) float64 numpy, computed for all pairs at once.
 
-    logp: (C, H, W) float32 log-probabilities of the network on the whole image.
+    logp: (C, H, W) log-probabilities of the network on the whole image: a numpy array, or a torch
+    tensor, whose sums then run on its device (a GPU relabel never copies the maps to the host).
     """
+    if er_norm not in ER_NORMS:
+        raise ValueError(f"er_norm={er_norm!r}; allowed: {', '.join(ER_NORMS)}")
+    er = _er_torch(logp, boxes, labels, cand, er_norm) if isinstance(logp, torch.Tensor) else \
+        _er_numpy(logp, boxes, labels, cand, er_norm)
+    eo = 1.0 - box_iou(cand_boxes, boxes)
+    return eo + lam * er, eo, er
+
+
+def _er_numpy(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: Incidence, er_norm: str) -> np.ndarray:
     c, h, w = logp.shape
     n = len(boxes)
     ib = int_boxes(boxes, h, w)
@@ -96,15 +106,35 @@ def costs(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, cand: Inciden
     nll0 = -flat[0]                                            # only the rows needed, not all C
     diff = -flat[lab] - inside * nll0[None, :]                 # (N, HW): d_B per box
     base = (inside * nll0[None, :]).sum(1)                     # (N,): sum_{p in B} -log P_0
-    if er_norm == "box":
-        z = np.maximum(inside.sum(1), 1).astype(np.float64)
-    elif er_norm == "image":
-        z = np.full(n, float(h * w))
+    z = np.maximum(inside.sum(1), 1).astype(np.float64) if er_norm == "box" else np.full(n, float(h * w))
+    return (pixel_sums(cand, diff) + base[None, :]) / z[None, :]
+
+
+def _er_torch(logp: torch.Tensor, boxes: np.ndarray, labels: np.ndarray, cand: Incidence, er_norm: str) -> np.ndarray:
+    """Er as ``_er_numpy``, in float64 torch on ``logp``'s device; only the (M, N) result comes back."""
+    c, h, w = logp.shape
+    dev = logp.device
+    ib = torch.as_tensor(int_boxes(boxes, h, w), device=dev)[:, :, None, None]
+    ys, xs = torch.arange(h, device=dev).view(1, h, 1), torch.arange(w, device=dev).view(1, 1, w)
+    inside = ((ys >= ib[:, 1]) & (ys < ib[:, 3]) & (xs >= ib[:, 0]) & (xs < ib[:, 2])).reshape(len(boxes), -1)
+    flat = logp.reshape(c, -1).double()
+    lab = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=dev)
+    nll0 = -flat[0]
+    diff = -flat[lab] - inside * nll0                           # (N, HW): d_B per box
+    base = (inside * nll0).sum(1)
+    z = inside.sum(1).clamp(min=1).double() if er_norm == "box" else torch.full_like(base, float(h * w))
+    if isinstance(cand, Segments):
+        atoms = torch.as_tensor(cand.atoms.reshape(-1).astype(np.int64), device=dev)
+        per_atom = torch.zeros(cand.member.shape[1], len(boxes), dtype=torch.float64, device=dev)
+        per_atom.index_add_(0, atoms, diff.T)
+        sums = torch.as_tensor(cand.member, device=dev).double() @ per_atom
     else:
-        raise ValueError(f"er_norm={er_norm!r}; allowed: {', '.join(ER_NORMS)}")
-    er = (pixel_sums(cand, diff) + base[None, :]) / z[None, :]
-    eo = 1.0 - box_iou(cand_boxes, boxes)
-    return eo + lam * er, eo, er
+        rows = np.repeat(np.arange(cand.shape[0]), np.diff(cand.indptr))
+        idx = torch.as_tensor(np.stack([rows, cand.indices]).astype(np.int64), device=dev)
+        mat = torch.sparse_coo_tensor(idx, torch.ones(idx.shape[1], dtype=torch.float64, device=dev), cand.shape,
+                                      check_invariants=False)  # built from a valid CSR: nothing to check
+        sums = torch.sparse.mm(mat, diff.T)
+    return ((sums + base) / z).cpu().numpy()
 
 
 def costs_naive(logp: np.ndarray, boxes: np.ndarray, labels: np.ndarray, masks: np.ndarray,
@@ -192,18 +222,21 @@ def pick_iou(cand: Incidence, picks: np.ndarray, instances: np.ndarray) -> np.nd
 # --- one relabel of a whole training set ----------------------------------------------------------
 
 def _same_size_chunks(items: list[int], images: TrainingImages, size: int):
-    """Consecutive runs of same-sized images, at most ``size`` long (one forward pass each)."""
-    chunk: list[int] = []
-    shape = None
+    """Batches of same-sized images, at most ``size`` long (one forward pass each). Images wait in a
+    bucket per size, so that photos of mixed sizes still fill batches; a bounded look-ahead (the
+    largest bucket goes when ``4 * size`` images wait) bounds memory. Equal sizes keep their order."""
+    buckets: dict[tuple[int, int], list[int]] = {}
+    waiting = 0
     for i in items:
-        sh = images.sample(i).size
-        if chunk and (sh != shape or len(chunk) == size):
+        b = buckets.setdefault(images.sample(i).size, [])
+        b.append(i)
+        waiting += 1
+        if len(b) == size or waiting >= 4 * size:
+            key = images.sample(i).size if len(b) == size else max(buckets, key=lambda k: len(buckets[k]))
+            chunk = buckets.pop(key)
+            waiting -= len(chunk)
             yield chunk
-            chunk = []
-        chunk.append(i)
-        shape = sh
-    if chunk:
-        yield chunk
+    yield from (b for b in buckets.values() if b)
 
 
 def autocast(device: torch.device):
@@ -235,7 +268,9 @@ def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.
         x = normalise_batch(np.stack([s.image for s in samples]), device)  # uint8 to the device
         x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
         with autocast(device):
-            logps = F.log_softmax(model(x).float(), 1).cpu().numpy()
+            logps = F.log_softmax(model(x).float(), 1)
+        if device.type != "cuda":  # the CPU sums run in numpy; on a GPU they stay on the device
+            logps = logps.cpu().numpy()
         ts = time.perf_counter()
         for i, s, logp in zip(chunk, samples, logps):
             cand, cand_boxes = images.candidates(i)
