@@ -238,3 +238,26 @@ def test_a_checkpoint_whose_tensors_changed_on_disk_is_refused(tmp_path):
     torch.save(raw, folder / "last.pth")
     with pytest.raises(DataError, match="damaged"):
         runs.load_checkpoint(folder)
+
+
+def test_garbled_result_files_are_recomputed_not_served(data_root, tmp_path):
+    """A garbled metrics.json or evaluation cache counts as missing: recomputed from the checkpoint,
+    without retraining; a garbled config.json is an error that names the file."""
+    from boxsup.data.sample import DataError
+    from boxsup.evaluate import evaluate_run
+
+    cfg = _cfg(data_root, tmp_path / "runs", epochs=1)
+    out = train_run(cfg, progress=False)
+    good = runs.read_metrics(out)
+    ckpt_stamp = (out / "last.pth").stat().st_mtime_ns
+    (out / "metrics.json").write_text('{"mIoU": 0.9')               # truncated
+    assert train_run(cfg, progress=False) == out
+    assert runs.read_metrics(out)["mIoU"] == good["mIoU"]
+    assert (out / "last.pth").stat().st_mtime_ns == ckpt_stamp        # not retrained
+    first = evaluate_run(out, max_images=2, progress=False)
+    (cache,) = out.glob("eval-*.json")
+    cache.write_text("not json")
+    assert evaluate_run(out, max_images=2, progress=False)["mIoU"] == first["mIoU"]
+    (out / "config.json").write_text("{")
+    with pytest.raises(DataError, match="config.json"):
+        load_model(out)
