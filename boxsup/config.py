@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .data.paths import from_root
 from .data.synthetic import VERSION as TOY_VERSION
 from .proposals.generators import BOX_METHODS, PROPOSAL_METHODS
 
@@ -42,6 +43,49 @@ DEFAULTS = {
 # number of loader workers is one of them: runs are bit-identical for any worker count on the CPU.
 NOT_IN_KEY = {"device", "runs_dir", "data_root", "use_crf", "name", "proposals_dir", "snapshot_ids",
               "eval_scales", "workers"}
+
+# Fields that say where files live: a relative value is read against the project root (data.paths),
+# so a notebook kernel whose working folder is notebooks/ finds the same data and run cache.
+PATH_FIELDS = ("data_root", "runs_dir", "proposals_dir")
+
+# One line per field: ``boxsup train --help`` and the README's parameter tables read these.
+FIELD_HELP = {
+    "profile": "defaults for the fields left unset: toy (embedded benchmark, CPU) or paper (VOC, VGG-16, GPU)",
+    "supervision": "where training labels come from: true masks, BoxSup on boxes, semi (some masks + boxes), "
+                   "or masks made once from the boxes (rect, grabcut, crfbox)",
+    "extra": "add the extra set (COCO at paper scale) with boxes (BoxSup) or with masks",
+    "k": "BoxSup samples among the k lowest-cost candidates per box (1: arg-min, 'w/o sampling')",
+    "lam": "weight of the regression term Er in the candidate cost Eo + lam * Er",
+    "er_norm": "what Er is divided by: the image area or the box area",
+    "proposals": "candidate segment method BoxSup picks from",
+    "dataset": "training / evaluation dataset: a name (toy, voc2012-aug, coco, ...) or a VOC-layout folder",
+    "train_split": "training split name or a .txt list of image ids",
+    "eval_split": "split the finished network is scored on",
+    "extra_dataset": "the extra set as dataset:split (e.g. coco:train2014)",
+    "semi_masks": "supervision=semi: fraction (< 1) or count (>= 1) of training images that keep their masks",
+    "arch": "network architecture",
+    "pretrained": "start from the pre-trained body (toy ImageNet / VGG-16 ImageNet weights)",
+    "init_from": "a finished run folder whose weights start this run (new classifier)",
+    "epochs": "relabel + train rounds (the paper's epochs)",
+    "passes": "passes over the training data per round (paper: 1)",
+    "lr": "base learning rate (SGD)",
+    "lr_step": "divide the learning rate by 10 every this many epochs",
+    "batch_size": "images per SGD step of each process (per GPU under torchrun)",
+    "crop": "side of the square training crops, pixels",
+    "head_lr_mult": "learning-rate multiplier of the classifier (10 with a pre-trained body, as DeepLab)",
+    "momentum": "SGD momentum",
+    "weight_decay": "SGD weight decay",
+    "seed": "random seed (toy runs on the CPU reproduce bit for bit)",
+    "device": "auto (cuda when present, else cpu), cpu, cuda or cuda:N",
+    "use_crf": "score with the dense CRF (what the paper reports) in the notebooks",
+    "eval_scales": "test scales whose score maps are averaged (BoxSup+: 0.8 1 1.2)",
+    "data_root": "root of the datasets (default: $BOXSUP_DATA, else <project>/data); relative: to the project",
+    "runs_dir": "folder of the run cache; relative: to the project root",
+    "proposals_dir": "candidate cache (default <data_root>/proposals); relative: to the project root",
+    "workers": "data loader processes (0: in the main process; the weights do not depend on it)",
+    "name": "run folder prefix (default: made from the config; the hash after it identifies the run)",
+    "snapshot_ids": "training images whose estimated masks are saved at every relabel (Figure 3)",
+}
 
 
 def check_choice(name: str, value, allowed: Sequence) -> None:
@@ -117,6 +161,9 @@ class Config:
         self.snapshot_ids = tuple(int(i) for i in self.snapshot_ids)
         if self.workers < 0:
             raise ValueError(f"workers={self.workers!r}; it must be >= 0")
+        for name in PATH_FIELDS:  # not in the run's key: resolving them changes no hash
+            if getattr(self, name) is not None:
+                setattr(self, name, str(from_root(getattr(self, name))))
         if self.name is None:
             self.name = self.default_name()
 

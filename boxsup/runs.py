@@ -9,6 +9,8 @@
 - ``log.jsonl``: one JSON line per epoch, rewritten from the checkpoint each time it is saved, so
   no kill leaves the log and the checkpoint out of step;
 - ``snapshots/epoch_NNN.npz``: estimated masks of a few training images at each relabel (Fig. 3);
+- ``scalars.csv`` (and ``tb/``, TensorBoard events, when ``tensorboard`` is installed): the log's
+  numbers per epoch (loss, lr, pick quality, seconds, ...), rewritten with the log;
 - ``metrics.json``: the plain network on the eval split, written once the run is finished;
 - ``eval-<split>-<tag>.json``: cached evaluations under other protocols (``eval_tag``).
 
@@ -16,9 +18,14 @@ A lock file (``.lock``, ``atomic.locked``) keeps two processes from training the
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
+import shutil
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,12 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import TEMP_GLOB, read_json, save_npz, save_torch, write_json, write_text
+from .atomic import TEMP_GLOB, locked, read_json, save_npz, save_torch, write_json, write_text
 from .config import Config
 from .data.sample import DataError
 from .models import build_model
 
 CONFIG, CHECKPOINT, LOG, METRICS, SNAPSHOTS = "config.json", "last.pth", "log.jsonl", "metrics.json", "snapshots"
+SCALARS, TENSORBOARD = "scalars.csv", "tb"
+SCALAR_ORDER = ("epoch", "loss", "lr", "pick_mIoU", "seconds")  # first columns; other numbers follow
 
 
 def run_dir(cfg: Config) -> Path:
@@ -47,6 +56,29 @@ def create(cfg: Config) -> Path:
         stale.unlink(missing_ok=True)
     write_json(out / CONFIG, cfg.to_dict())
     return out
+
+
+def status(cfg: Config) -> dict:
+    """Where ``cfg``'s run stands: its folder, whether it is finished (``metrics.json``), whether a
+    checkpoint to resume from exists, and the epochs done (from the log, without loading weights)."""
+    out = run_dir(cfg)
+    finished = read_metrics(out) is not None
+    return {"folder": str(out), "exists": out.is_dir(), "finished": finished,
+            "resumable": not finished and (out / CHECKPOINT).is_file(), "epochs_done": len(read_log(out)),
+            "epochs": cfg.epochs}
+
+
+def delete(cfg: Config) -> bool:
+    """Remove ``cfg``'s run folder (``boxsup train --force``): renamed away under its lock first, so
+    no reader or resuming trainer ever sees a half-deleted run. Returns whether there was one."""
+    out = run_dir(cfg)
+    if not out.is_dir():
+        return False
+    trash = out.parent / f".{out.name}.deleted-{os.getpid()}"
+    with locked(out):  # waits for a process still training it
+        os.replace(out, trash)
+    shutil.rmtree(trash)
+    return True
 
 
 def read_config(folder: str | os.PathLike) -> Config:
@@ -110,6 +142,54 @@ def load_checkpoint(folder: str | os.PathLike, map_location: str | torch.device 
 
 def write_log(folder: Path, lines: list[dict]) -> None:
     write_text(Path(folder) / LOG, "".join(json.dumps(d) + "\n" for d in lines))
+    write_scalars(folder, lines)
+
+
+def _scalars(lines: list[dict]) -> list[str]:
+    """The log's numeric fields, ``SCALAR_ORDER`` first, then in order of first appearance."""
+    seen = [k for d in lines for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return [k for k in SCALAR_ORDER if k in seen] + [k for k in dict.fromkeys(seen) if k not in SCALAR_ORDER]
+
+
+def write_scalars(folder: str | os.PathLike, lines: list[dict]) -> None:
+    """``scalars.csv`` (one row per epoch, pandas / spreadsheets read it) and, when ``tensorboard``
+    is installed, TensorBoard events under ``tb/``; both rewritten whole from the log."""
+    cols = _scalars(lines)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows({k: d.get(k) for k in cols} for d in lines)
+    write_text(Path(folder) / SCALARS, buf.getvalue())
+    write_tensorboard(folder, lines, cols)
+
+
+def write_tensorboard(folder: str | os.PathLike, lines: list[dict], cols: list[str] | None = None) -> bool:
+    """``tb/``: TensorBoard events of the log's numbers (step = epoch). TensorBoard's writer only
+    appends, so the events are written into a fresh hidden folder that then replaces ``tb/``: a
+    reader never sees a half-written file. Returns False when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # local: tensorboard is optional
+    except ImportError:
+        return False
+    folder = Path(folder)
+    for stale in [*folder.glob(".tbnew-*"), *folder.glob(".tbold-*")]:  # left by a killed writer
+        shutil.rmtree(stale, ignore_errors=True)
+    new = Path(tempfile.mkdtemp(prefix=".tbnew-", dir=folder))
+    old = folder / f".tbold-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        writer = SummaryWriter(log_dir=str(new))
+        for i, d in enumerate(lines):
+            for k in cols or _scalars(lines):
+                if isinstance(d.get(k), (int, float)) and k != "epoch":
+                    writer.add_scalar(k, d[k], int(d.get("epoch", i + 1)))
+        writer.close()
+        if (folder / TENSORBOARD).exists():
+            os.replace(folder / TENSORBOARD, old)
+        os.replace(new, folder / TENSORBOARD)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return True
 
 
 def read_log(folder: str | os.PathLike) -> list[dict]:

@@ -70,3 +70,9 @@ def test_cli_booleans_are_strict(capsys):
 def test_loader_workers_are_not_part_of_the_run_identity():
     # runs are bit-identical for any number of loader workers (tests/test_train.py checks it)
     assert Config(workers=0).key() == Config(workers=2).key()
+
+
+def test_path_fields_are_not_part_of_the_run_identity():
+    from boxsup.config import NOT_IN_KEY, PATH_FIELDS
+
+    assert set(PATH_FIELDS) <= NOT_IN_KEY  # resolving them against the project root changes no hash

@@ -53,6 +53,28 @@ def test_reports_fetch_nothing_from_other_hosts():
         assert not re.search(r"<(script|img|link)[^>]+(src|href)=\"https?://", text), page.name
 
 
+# A word (e.g. a number) of a monospace output line that the browser broke across two lines: the
+# verdict lines must wrap at spaces only (report.PAGE_CSS), or scroll.
+WRAPPED_WORDS_JS = """() => {
+  const bad = [];
+  for (const pre of document.querySelectorAll('pre')) {
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const r = document.createRange();
+        r.setStart(node, m.index);
+        r.setEnd(node, m.index + m[0].length);
+        const tops = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));
+        if (tops.size > 1) bad.push(m[0].slice(0, 40));
+      }
+    }
+  }
+  return bad;
+}"""
+# a Python dict printed as it is ({'key': ...}) instead of a table or a sentence
+RAW_DICT = re.compile(r"\{['\"][^'\"\n]{1,80}['\"]: ")
+
+
 def test_reports_render_in_a_browser(tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -77,9 +99,14 @@ def test_reports_render_in_a_browser(tmp_path):
             links = page.evaluate("""() => Array.from(document.querySelectorAll('a[href]'))
                 .map(a => a.getAttribute('href')).filter(h => !h.startsWith('http') && !h.startsWith('#'))""")
             missing = [h for h in links if not (REPORTS / h.split("#")[0]).is_file()]
+            wrapped = page.evaluate(WRAPPED_WORDS_JS)
+            text = page.evaluate("() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+                                 ".map(e => e.innerText).join('\\n')")
+            raw_dicts = RAW_DICT.findall(text)
             page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=False)
-            if broken or missing or errors:
-                problems.append(f"{name}: broken images {broken}, missing links {missing}, console {errors}")
+            if broken or missing or errors or wrapped or raw_dicts:
+                problems.append(f"{name}: broken images {broken}, missing links {missing}, console {errors}, "
+                                f"words wrapped mid-word in monospace lines {wrapped[:5]}, raw dicts {raw_dicts[:3]}")
         browser.close()
     assert not problems, "\n".join(problems)
     assert len(list(tmp_path.glob("*.png"))) == len(pages)
@@ -94,3 +121,82 @@ def test_index_shows_training_time_of_the_runs_each_report_uses(tmp_path):
     page = write_index(manifest, tmp_path).read_text()
     assert "3.0 min (2 runs)" in page and "2.0 min (1 run)" in page
     assert "share\n2 training runs, which took 3.0 minutes to train" in page
+
+
+def test_index_links_the_results_tables(tmp_path):
+    from boxsup.report import write_index
+
+    manifest = {"profile": "toy", "commit": "abc1234", "date": "2026-01-01 00:00 UTC", "reports": {
+        "table1": {"seconds": 3.0, "headline": {"VOC / mask": 66.5}, "verdict": "v1", "runs": {}}}}
+    page = write_index(manifest, tmp_path).read_text()
+    assert 'href="results.md"' in page and 'href="results.csv"' in page and "word-break:normal" in page
+
+
+def test_results_md_and_csv_from_the_manifest_and_metrics(tmp_path):
+    """One row per headline number; the paper's number from the report's table where it has the row."""
+    import csv
+
+    from boxsup.report import write_results
+
+    manifest = {"profile": "toy", "commit": "abc1234", "date": "2026-01-01 00:00 UTC", "reports": {
+        "table1": {"seconds": 3.0, "headline": {"VOC / mask": 66.54321, "VOC / box": 44.5}, "verdict": "box - mask = -22.0",
+                   "runs": {}},
+        "fig3": {"seconds": 1.0, "headline": {"pick IoU epoch 1": 49.75}, "verdict": "picks | barely change", "runs": {}}}}
+    (tmp_path / "table1.metrics.json").write_text(json.dumps({"table": [
+        {"data": "VOC", "supervision": "mask", "FCN": 60.0, "+CRF": 66.54321, "paper": 63.8},
+        {"data": "VOC", "supervision": "box", "FCN": 40.0, "+CRF": 44.5, "paper": None}]}))
+    md, path = write_results(manifest, tmp_path)
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["report"], r["row"], r["ours"], r["paper"]) for r in rows] == [
+        ("Table 1: supervision", "VOC / mask", "66.5", "63.8"), ("Table 1: supervision", "VOC / box", "44.5", ""),
+        ("Figure 3: estimated masks across epochs", "pick IoU epoch 1", "49.8", "")]
+    assert rows[0]["verdict"] == rows[1]["verdict"] == "box - mask = -22.0"
+    text = md.read_text()
+    assert "| Table 1: supervision | VOC / mask | 66.5 | 63.8 | box - mask = -22.0 |" in text
+    assert "|  | VOC / box | 44.5 | – |  |" in text  # the verdict once per report
+    assert "picks \\| barely change" in text  # a '|' in a verdict does not break the table
+
+
+def test_rendered_pages_wrap_at_spaces_show_dashes_and_no_progress_bars(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("nbconvert")
+    from boxsup.report import render_html
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("show()")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="epoch 1: 100%|#####| 8/8 [00:01<00:00]\n"),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0},
+            "text/plain": "WIDGET-BAR 0%|          | 0/8"}),
+        nbformat.v4.new_output("stream", name="stdout", text="verdict: box - mask = -23.4 (paper: -1.8)\n"),
+        nbformat.v4.new_output("display_data", data={"text/html": "<table><tr><td>NaN</td><td>62.0</td></tr></table>",
+                                                     "text/plain": "table"})]
+    nb.cells = [cell]
+    src = tmp_path / "x.ipynb"
+    nbformat.write(nb, str(src))
+    render_html(src, tmp_path / "x.html")
+    page = (tmp_path / "x.html").read_text()
+    assert "<td>&ndash;</td>" in page and "<td>NaN</td>" not in page
+    assert "100%|" not in page and "WIDGET-BAR" not in page and "verdict: box - mask" in page
+    assert "word-break: normal !important" in page
+
+
+def test_build_reports_prints_a_line_per_notebook_and_writes_the_results(tmp_path, monkeypatch, capsys):
+    """``boxsup report`` needs no ``papermill --log-output``: one stdout line per notebook, with its time."""
+    from boxsup import report
+
+    def fake_execute(name, params, out_dir, kernel):
+        (out_dir / f"{name}.metrics.json").write_text(json.dumps({"headline": {"VOC / mask": 60.0}, "verdict": "v",
+                                                                  "runs": [], "table": []}))
+        return out_dir / f"{name}.ipynb", {"headline": {"VOC / mask": 60.0}, "verdict": "v", "runs": []}, 2.0
+
+    monkeypatch.setattr(report, "check_kernel", lambda kernel: None)
+    monkeypatch.setattr(report, "execute", fake_execute)
+    monkeypatch.setattr(report, "render_html", lambda executed, html_path: html_path.write_text("<html></html>"))
+    index = report.build_reports(["table1"], {"profile": "toy"}, tmp_path)
+    out = capsys.readouterr().out
+    assert "[1/1] table1: executing" in out and re.search(r"\[1/1\] table1: 2 s -> ", out)
+    assert index == tmp_path / "index.html"
+    assert "| Table 1: supervision | VOC / mask | 60.0 |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "results.csv").read_text().startswith("report,row,ours,paper,verdict\n")

@@ -55,5 +55,7 @@ def load_dataset(name: str, split: str, data_root: str | os.PathLike | None = No
     path = Path(name)
     if path.is_dir():
         return VOCLayout(path, split, masks=masks or "optional")
-    raise DataError(f"unknown dataset {name!r}: expected one of toy, toy-context, voc2012, voc2012-aug, "
-                    "voc2007, coco, coco80, context, or a path to a VOC-layout folder")
+    looks_like_path = os.sep in name or name.startswith((".", "~"))  # a mistyped folder, not a name
+    raise DataError((f"dataset path {name!r} does not exist (looked for the folder {path.expanduser().resolve()}); "
+                     if looks_like_path else f"unknown dataset {name!r}: ") + "expected one of toy, toy-context, "
+                    "voc2012, voc2012-aug, voc2007, coco, coco80, context, or a path to a VOC-layout folder")

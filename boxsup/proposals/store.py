@@ -380,9 +380,11 @@ def proposals_for(dataset_name: str, split: str | None, method: str, data_root=N
         mcg_dir = Path(os.environ.get("BOXSUP_MCG_DIR") or root / "MCG")
         if not mcg_dir.is_dir():
             raise DataError(f"method 'mcg' reads the officially released pre-computed MCG proposals, looked for "
-                            f"{mcg_dir} (one <image_id>.mat per image). Download them from the MCG project page "
-                            "(e.g. the PASCAL VOC 2012 / SBD proposal archives) and unpack them there, set "
-                            "$BOXSUP_MCG_DIR, or use method 'mcg-ours'.")
+                            f"{mcg_dir} (one <image_id>.mat per image), which does not exist. Download them from "
+                            "the MCG project page (e.g. the PASCAL VOC 2012 / SBD proposal archives) and unpack "
+                            "them there, or point to them with `boxsup proposals --param mcg_dir=/path/to/MCG` or "
+                            "$BOXSUP_MCG_DIR, or compute our MCG-style candidates instead: method 'mcg-ours' "
+                            "(`--method mcg-ours`, Config proposals='mcg-ours').")
         params["mcg_dir"] = str(mcg_dir)
         key_params = {}  # where the files live does not change the candidates
     else:
