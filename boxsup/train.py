@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -175,6 +176,12 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
         images.prepare_candidates()
 
     # === epochs: relabel, then train on the new labels ==============================================
+    show = progress and rank == 0
+    if show:  # the plan, then one bar for the whole run (its ETA) and one line per epoch, on stderr
+        what = f"relabel {len(images.box_items())} images + " if images.box_items() else ""
+        tqdm.write(f"{out.name}: epochs {start + 1}-{cfg.epochs} of {cfg.epochs}, each {what}{cfg.passes} "
+                   f"pass(es) over {len(images)} images, on {device}", file=sys.stderr)
+    run_bar = tqdm(total=cfg.epochs, initial=start, desc=out.name, unit="epoch", disable=not show)
     done = 0
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
@@ -193,10 +200,16 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
             continue
         log.append({"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"],
                     "seconds": time.perf_counter() - t0, **stats})
+        if show:
+            pick = f", picks' IoU {100 * stats['pick_mIoU']:.1f}%" if stats.get("pick_mIoU") is not None else ""
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {loss:.3f}, lr {log[-1]['lr']:.2g}{pick}, "
+                       f"{log[-1]['seconds']:.1f} s", file=sys.stderr)
+        run_bar.update()
         runs.save_checkpoint(out, {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                                    "picks": images.picks, "config": cfg.to_dict(), "log": log, "start": start})
         done += 1
         if stop_after is not None and done >= stop_after and epoch + 1 < cfg.epochs:
             break
+    run_bar.close()
     return out
