@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 from . import runs
-from .config import ARCHS, DEFAULTS, ER_NORMS, EXTRAS, FIELD_HELP, PROFILES, PROPOSALS, SUPERVISIONS, Config
+from .config import (ARCHS, DEFAULTS, ER_NORMS, EXTRAS, FIELD_HELP, PRECISIONS, PROFILES, PROPOSALS, SUPERVISIONS,
+                     Config)
 from .crf import CRFParams, require_crf
 from .data import VOCLayout, default_data_root, load_dataset
 from .data.paths import from_root
@@ -38,7 +39,7 @@ from .proposals.store import (ProposalStore, cache_root, dataset_ids, parse_shar
 from .report import build_reports
 
 CHOICES = {"profile": PROFILES, "supervision": SUPERVISIONS, "extra": EXTRAS, "proposals": PROPOSALS,
-           "arch": ARCHS, "er_norm": ER_NORMS}
+           "arch": ARCHS, "er_norm": ER_NORMS, "precision": PRECISIONS}
 
 
 # --- data and pre-training ---------------------------------------------------------------------------

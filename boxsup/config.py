@@ -24,6 +24,7 @@ EXTRAS = ("none", "boxes", "masks")
 PROPOSALS = PROPOSAL_METHODS
 ARCHS = ("toyfcn", "deeplab-largefov", "deeplabv3-resnet101")
 ER_NORMS = ("image", "box")  # what Er is divided by: the image area, or the box area (relabel.py)
+PRECISIONS = ("auto", "fp32", "bf16")  # of training and relabel convolutions; auto: bf16 on CUDA only
 
 # Profile defaults for fields left at None. Both start from a pre-trained body with DeepLab's 10x
 # classifier learning rate. An epoch is one relabel followed by ``passes`` passes over the data: one
@@ -83,6 +84,8 @@ FIELD_HELP = {
     "runs_dir": "folder of the run cache; relative: to the project root",
     "proposals_dir": "candidate cache (default <data_root>/proposals); relative: to the project root",
     "workers": "data loader processes (0: in the main process; the weights do not depend on it)",
+    "precision": "training and relabel arithmetic: auto (bf16 on CUDA, fp32 on the CPU), fp32, or bf16 "
+                 "(bf16 autocast; faster on CPUs with AVX512-BF16, see benchmarks/toy_stages.py)",
     "name": "run folder prefix (default: made from the config; the hash after it identifies the run)",
     "snapshot_ids": "training images whose estimated masks are saved at every relabel (Figure 3)",
 }
@@ -128,6 +131,7 @@ class Config:
     runs_dir: str = "runs"
     proposals_dir: str | None = None
     workers: int = 0
+    precision: str = "auto"
     name: str | None = None
     snapshot_ids: tuple[int, ...] = (0, 1, 2, 3)  # train images whose estimated masks are kept (Fig. 3)
 
@@ -141,6 +145,7 @@ class Config:
         check_choice("proposals", self.proposals, PROPOSALS)
         check_choice("arch", self.arch, ARCHS)
         check_choice("er_norm", self.er_norm, ER_NORMS)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device={self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
         for name in ("k", "epochs", "passes", "lr_step", "batch_size", "crop"):

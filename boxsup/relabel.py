@@ -239,11 +239,11 @@ def _same_size_chunks(items: list[int], images: TrainingImages, size: int):
     yield from (b for b in buckets.values() if b)
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; full precision on the CPU (where bf16 is slow and changes results)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+def autocast(device: torch.device, precision: str = "auto"):
+    """bf16 autocast with ``precision="bf16"``, or "auto" on CUDA; full fp32 otherwise (the CPU's
+    default: bf16 changes more than the order of float rounding)."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
 @torch.inference_mode()
@@ -267,7 +267,7 @@ def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.
         samples = [images.sample(i) for i in chunk]
         x = normalise_batch(np.stack([s.image for s in samples]), device)  # uint8 to the device
         x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
-        with autocast(device):
+        with autocast(device, cfg.precision):
             logps = F.log_softmax(model(x).float(), 1)
         if device.type != "cuda":  # the CPU sums run in numpy; on a GPU they stay on the device
             logps = logps.cpu().numpy()

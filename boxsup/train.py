@@ -54,7 +54,8 @@ class Crops(torch.utils.data.Dataset):
         return image_to_tensor(img), torch.from_numpy(lab.astype(np.int64))
 
 
-def train_one_epoch(model, optimizer, loader, device, epoch: int, progress: bool = True) -> float:
+def train_one_epoch(model, optimizer, loader, device, epoch: int, progress: bool = True,
+                    precision: str = "auto") -> float:
     """One pass of SGD over ``loader``; returns the mean loss. The loss ignores only 255."""
     model.train()
     # Earlier versions wrapped the loader in tqdm.auto, whose asyncio base class opens one unused
@@ -68,7 +69,7 @@ def train_one_epoch(model, optimizer, loader, device, epoch: int, progress: bool
         bar.update()
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device):
+        with autocast(device, precision):
             out = model(x)
         loss = F.cross_entropy(out.float(), y, ignore_index=IGNORE)
         optimizer.zero_grad(set_to_none=True)
@@ -194,7 +195,8 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
         for rep in range(cfg.passes):  # passes over the data between two relabels (paper: 1)
             torch.manual_seed(cfg.seed * DROPOUT_SALT + epoch * 101 + rep)
             loader = _loader(Crops(images, epoch, rep), cfg, epoch, rep, rank, world, device)
-            loss += train_one_epoch(model, optimizer, loader, device, epoch, progress and rank == 0) / cfg.passes
+            loss += train_one_epoch(model, optimizer, loader, device, epoch, progress and rank == 0,
+                                    cfg.precision) / cfg.passes
         scheduler.step()
         if rank != 0:
             continue

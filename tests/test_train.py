@@ -261,3 +261,17 @@ def test_garbled_result_files_are_recomputed_not_served(data_root, tmp_path):
     (out / "config.json").write_text("{")
     with pytest.raises(DataError, match="config.json"):
         load_model(out)
+
+
+def test_bf16_precision_is_an_explicit_choice_on_the_cpu(data_root, tmp_path):
+    """precision='bf16' trains with bf16 autocast on the CPU (a different run); 'auto' stays fp32 there."""
+    from boxsup.relabel import autocast
+
+    with autocast(torch.device("cpu"), "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    with autocast(torch.device("cpu"), "auto"):
+        assert not torch.is_autocast_enabled("cpu")
+    fp32, bf16 = (_cfg(data_root, tmp_path / "runs", epochs=1, precision=p) for p in ("auto", "bf16"))
+    assert fp32.key() != bf16.key()
+    out = fit(bf16, progress=False)
+    assert np.isfinite(runs.read_log(out)[0]["loss"])
