@@ -37,6 +37,21 @@ INSTALL_HINT = "dense CRF needs pydensecrf: run `pip install -e .[crf]` (PyPI pa
 # DeepLab's coarse search ranges (w1 = bi_w, sigma_alpha = bi_xy_std, sigma_beta = bi_rgb_std);
 # the smoothness kernel stays at w2 = 3, sigma_gamma = 3 as in their paper.
 DEFAULT_GRID: dict[str, tuple] = {"bi_w": (3, 4, 5), "bi_xy_std": (50, 80, 121), "bi_rgb_std": (3, 5, 8)}
+REFERENCE_SIDE = 500  # DeepLab's values are for VOC images, whose longer side is 500 px
+
+
+def scaled_grid(side: int) -> dict[str, tuple]:
+    """The search grid of the "+CRF" protocol for images of longer side ``side``: both xy kernels at
+    DeepLab's values and scaled by side / 500 (a 3-px smoothness kernel on a 112-px image erases
+    shapes a few pixels thick), each with the appearance weight at DeepLab's 4 and at half of it.
+    Eight points: small enough to search for every trained network on a CPU. DeepLab's defaults
+    are one of the points, so the tuned setting never scores below them on the hold-out images."""
+    s = side / REFERENCE_SIDE
+
+    def vals(*v: float) -> tuple:
+        return tuple(sorted({round(float(x), 2) for x in v}))
+
+    return {"pos_xy_std": vals(3, 3 * s), "bi_xy_std": vals(121, 121 * s), "bi_w": (2, 4)}
 
 
 def _import_dcrf():
@@ -225,7 +240,10 @@ def search_crf_params(images: Sequence[np.ndarray], probs: Sequence[np.ndarray],
     for pt in tqdm(points, desc="CRF grid search", disable=not progress):
         labs = dense_crf_many(images, probs, pt, workers, labels=True, progress=False)
         results.append({**pt.as_dict(), "mIoU": _miou(labs, targets, num_classes)})
-    best_i = int(np.nanargmax([r["mIoU"] for r in results]))
+    scores = np.array([r["mIoU"] for r in results], dtype=np.float64)
+    tied = np.flatnonzero(scores == np.nanmax(scores))
+    # on a tie keep the base setting (DeepLab's defaults): a change must earn its place
+    best_i = int(next((i for i in tied if points[i] == (base or CRFParams())), tied[0]))
     best = points[best_i]
     out = {"key": key, "num_images": len(images), "best": best.as_dict(),
            "best_mIoU": results[best_i]["mIoU"], "no_crf_mIoU": no_crf, "results": results}

@@ -1,23 +1,21 @@
 """Experiments: a run is a Config. ``train_run`` trains (or resumes, or reuses) it and scores the
 finished network; runs are cached under ``runs/<name>-<hash>/`` and shared by every notebook that
-needs them. Also here: the quality of training labels that involves no network (the proposals'
-best overlaps, the box-derived masks), cached beside the candidates.
+needs them. Also here: training seeds (``seed_configs``), their mean and spread, and the rule that
+turns two rows of seeds into a verdict (``claim_verdict``, stated in ``VERDICT_RULE``). The quality
+of training labels and of the proposal pools is ``label_quality``'s.
 """
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 
 from . import runs
-from .atomic import cached_json
 from .config import Config
 from .data import load_dataset
 from .evaluate import evaluate
-from .proposals.boxmasks import box_masks
-from .proposals.quality import ignore_region, instance_masks, mask_iou_matrix, summarize
-from .proposals.store import cache_root, proposals_for, store_dir
 from .train import fit
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
@@ -43,43 +41,72 @@ def train_run(cfg: Config, progress: bool = True) -> Path:
     return out
 
 
-def proposal_quality(cfg: Config, max_images: int = 200) -> dict:
-    """ABO, recall at mask IoU 0.5 / 0.7 and candidates per image of ``cfg.proposals`` on the
-    first ``max_images`` training images that have instance masks (the store is computed if missing)."""
-    ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
-    store = proposals_for(cfg.dataset, cfg.train_split, cfg.proposals, cfg.data_root, cfg.proposals_dir,
-                          dataset=ds, workers=max(cfg.workers, 1))
-
-    def compute() -> dict:
-        best, counts = [], []
-        for i in range(min(max_images, len(ds))):
-            s = ds[i]
-            if s.mask is None or not len(s.boxes):
-                continue
-            gt = instance_masks(s)
-            cand = store.load(s.image_id)
-            counts.append(len(cand))
-            best.append(mask_iou_matrix(cand.rles, gt, ignore_region(s)).max(0) if len(cand) else np.zeros(len(gt)))
-        if not best:
-            raise ValueError(f"{cfg.dataset}/{cfg.train_split}: no image with masks to measure proposals on")
-        return summarize(best, counts)
-
-    return cached_json(store.root / f"quality-{max_images}.json", compute)  # beside the candidates
+# --- seeds ---------------------------------------------------------------------------------------
+def check_seeds(seeds: int) -> int:
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} is not allowed; it must be a positive integer (training seeds per row)")
+    return seeds
 
 
-def box_mask_quality(cfg: Config, method: str, max_images: int = 100) -> float:
-    """Mean IoU of the masks a fixed box-derived method makes on train boxes vs the true instances."""
-    def compute() -> dict:
-        ds = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root)
-        ious = []
-        for i in range(min(max_images, len(ds))):
-            s = ds[i]
-            if s.instances is None:
-                continue
-            for m, g in zip(box_masks(s.image, s.boxes, method), s.instances):
-                union = (m | g).sum()
-                ious.append((m & g).sum() / union if union else np.nan)
-        return {"miou": float(np.nanmean(ious)) if ious else float("nan"), "boxes": len(ious)}
+def seed_configs(cfg: Config, seeds: int) -> list[Config]:
+    """The training seeds of one row: ``cfg.seed``, ``cfg.seed + 1``, ... (the first is ``cfg``
+    itself, so a one-seed table reuses the runs it always did)."""
+    return [cfg] + [cfg.replace(seed=cfg.seed + i, name=cfg.name) for i in range(1, check_seeds(seeds))]
 
-    where = store_dir(cache_root(cfg.data_root, cfg.proposals_dir), cfg.dataset, cfg.train_split, method)
-    return cached_json(where / f"quality-{max_images}.json", compute)["miou"]
+
+def mean_sd(values: Sequence[float | None]) -> tuple[float, float, int]:
+    """(mean, sample standard deviation, n) of the finite values; sd is NaN below two values."""
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    if not v:
+        return float("nan"), float("nan"), 0
+    m = sum(v) / len(v)
+    sd = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else float("nan")
+    return m, sd, len(v)
+
+
+VERDICT_RULE = ("A claim 'B - A > m' (m = 0, or the paper's own gap where the paper claims that B nearly "
+                "matches A) is judged on the per-seed scores of the two rows: d = mean(B) - mean(A), "
+                "SE = sqrt(sd(A)^2 / n(A) + sd(B)^2 / n(B)). It holds when d - m >= 2 SE, does not hold "
+                "when d - m <= -2 SE, and is within noise otherwise. With fewer than two seeds in a row "
+                "the spread is not measured: the sign of d - m decides, and the verdict says so.")
+
+
+def claim_verdict(a: Sequence[float], b: Sequence[float], margin: float = 0.0) -> tuple[str, dict]:
+    """("holds" | "does not hold" | "within noise", numbers) for the claim mean(b) - mean(a) > margin
+    by ``VERDICT_RULE``; numbers: d, se (NaN when a row has one seed), margin, n_a, n_b."""
+    ma, sa, na = mean_sd(a)
+    mb, sb, nb = mean_sd(b)
+    if not (na and nb):
+        raise ValueError(f"claim_verdict needs a score on both sides, got {list(a)} and {list(b)}")
+    d = mb - ma
+    se = math.sqrt(sa ** 2 / na + sb ** 2 / nb) if na > 1 and nb > 1 else float("nan")
+    nums = {"d": d, "se": se, "margin": float(margin), "n_a": na, "n_b": nb}
+    if math.isnan(se):
+        return ("holds" if d > margin else "does not hold"), nums
+    if d - margin >= 2 * se:
+        return "holds", nums
+    if d - margin <= -2 * se:
+        return "does not hold", nums
+    return "within noise", nums
+
+
+def describe_claim(name: str, verdict: str, nums: dict, paper: float | None = None) -> str:
+    """One verdict line: 'name: d = +1.2 (2 SE 3.4, paper +2.3): within noise' (claims are joined by '; ')."""
+    spread = f"2 SE {2 * nums['se']:.1f}" if math.isfinite(nums["se"]) else "1 seed: noise not measured"
+    need = f", needs > {nums['margin']:+.1f}" if nums["margin"] else ""
+    ref = f", paper {paper:+.1f}" if paper is not None else ""
+    return f"{name}: d = {nums['d']:+.1f} ({spread}{need}{ref}): {verdict}"
+
+
+def claims_verdict(per_seed: "pd.DataFrame", col: str, claims: Sequence[tuple]) -> str:
+    """Each claim ``(name, row A, row B, margin, paper's B - A or None)`` judged by ``VERDICT_RULE``
+    on the per-seed values of ``col``; claims whose rows are missing are skipped."""
+    by_row: dict[str, list[float]] = {}
+    for k, v in per_seed[col].items():
+        by_row.setdefault(" / ".join(map(str, k)) if isinstance(k, tuple) else str(k), []).append(v)
+    lines = []
+    for name, a, b, margin, paper_gap in claims:
+        if a in by_row and b in by_row:
+            verdict, nums = claim_verdict(by_row[a], by_row[b], margin)
+            lines.append(describe_claim(name, verdict, nums, paper_gap))
+    return "; ".join(lines) or "no claim has both of its rows here"

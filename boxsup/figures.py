@@ -97,18 +97,26 @@ def estimated_masks(samples: Sequence[Sample], labels: dict[int, Sequence[np.nda
     return fig
 
 
-def pick_quality_curve(curves: pd.DataFrame):
+def pick_quality_curve(curves: pd.DataFrame, levels: dict[str, float] | None = None):
     """Mean IoU (%) of the picked candidates with the true masks per epoch (index), one line per
-    column (run)."""
-    fig, ax = plt.subplots(figsize=(6, 3))
+    column (run); ``levels`` ({name: %}) are drawn as horizontal lines (the ceiling, Eo-only picks,
+    the final picks): solid for "ceiling", dashed for the rest, k=5 and k=1 in the curves' colours."""
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    colours = {}
     for name in curves:
         pts = curves[name].dropna()
         if len(pts):
-            ax.plot(pts.index, pts.values, marker=".", label=name)
+            (line,) = ax.plot(pts.index, pts.values, marker=".", label=name + " (log)")
+            colours["k=5" if "k=5" in name else "k=1"] = line.get_color()
+    for name, v in (levels or {}).items():
+        if v is not None and np.isfinite(v):
+            ax.axhline(v, color=colours.get("k=5" if "k=5" in name else "k=1", "grey"),
+                       linestyle="-" if name.startswith("ceiling") else ":" if name.startswith("Eo") else "--",
+                       linewidth=1, label=f"{name}: {v:.1f}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("picks' mean IoU with truth (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
 

@@ -4,17 +4,26 @@ the data page. A notebook calls the data function once and shows what it returns
 A data function trains (or reuses) the runs it needs through ``experiments.train_run``, scores them
 and returns a ``Result``: the table, the headline numbers for the report index, the verdict, the
 run folders it used (in order) and the records written to the notebook's ``metrics.json``. A verdict
-function is a plain function of numbers, so it can be checked on a hand-made table.
+function is a plain function of numbers, so it can be checked on hand-made tables.
 
-A table row is a set of Config changes on top of the notebook's config. Runs are cached by their
-config hash, so a run needed by several results trains once: Table 1's "box" row is Table 2's
-"ours", Table 3's MCG row and one of Table 4's rows. Scores are mIoU (%) of the plain network
-("FCN", scales (1.0,), no CRF) and, when ``cfg.use_crf``, after the default dense CRF ("+CRF",
-what the paper reports); the headline column is ``score_column(cfg)``. Figures 3-5 and the data
-page are in ``paper_figures``.
+A table row is a set of Config changes on top of the notebook's config, trained with ``seeds``
+seeds (``cfg.seed``, ``cfg.seed + 1``, ...); the table shows the mean over seeds (and, with more
+than one, the standard deviation in a "<column> sd" column), the per-seed values are in
+``Result.data["per_seed"]`` and the records. Runs are cached by their config hash, so a run needed
+by several results trains once (Table 1's "box" row is Table 2's "ours").
+
+The evaluation protocol (``evaluate.crf_scores``): "FCN" is the plain network (scales (1.0,), no
+CRF); with ``cfg.use_crf`` also "+CRF (DeepLab defaults)" (DeepLab's VOC parameters unchanged) and
+"+CRF", the dense CRF with parameters chosen for each trained network on held-out images it is never
+scored on (toy: the generator's ``crfval`` split; paper profile: 100 val images drawn by
+``crf.holdout_indices``, left out of every val score; ``evaluate`` says more). The headline column is
+``score_column(cfg)``; the chosen parameters are in ``Result.data["crf"]``. Verdicts follow
+``VERDICT_RULE``. Table 2's and Table 3's label-quality columns are ``label_quality``'s one metric.
+Figures 3-5 and the data page are in ``paper_figures``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +33,11 @@ import pandas as pd
 
 from .config import Config, check_choice
 from .crf import CRFParams
-from .evaluate import evaluate_run, submit_run
-from .experiments import box_mask_quality, proposal_quality, train_run
-from .runs import final_pick_quality
+from .evaluate import CRF_DEFAULTS, CRF_TUNED, FCN, crf_scores, submit_run, tune_crf, tuned_crf
+from .experiments import VERDICT_RULE, check_seeds, claims_verdict, mean_sd, seed_configs, train_run
+from .label_quality import QUALITY_IMAGES, box_mask_quality, dedup_effect, pool_quality, run_pick_quality
+
+SCORES = (FCN, CRF_DEFAULTS, CRF_TUNED)
 
 
 @dataclass
@@ -48,26 +59,27 @@ def params_config(**params) -> Config:
 
 
 def score_column(cfg: Config) -> str:
-    return "+CRF" if cfg.use_crf else "FCN"
+    """The headline column: the tuned CRF ("+CRF") when ``use_crf``, else the plain network."""
+    return CRF_TUNED if cfg.use_crf else FCN
 
 
 def headline(table: pd.DataFrame, col: str) -> dict[str, float]:
     """{row name: score} for the report index (multi-index rows joined with ' / ')."""
     out = {}
     for k, v in table[col].items():
-        name = " / ".join(map(str, k)) if isinstance(k, tuple) else str(k)
         if v is not None and np.isfinite(v):
-            out[name] = float(v)
+            out[_name(k)] = float(v)
     return out
 
 
-def _records(table: pd.DataFrame) -> dict[str, list[dict]]:
-    return {"table": table.reset_index().to_dict("records")}
+def _name(k) -> str:
+    return " / ".join(map(str, k)) if isinstance(k, tuple) else str(k)
 
 
-def crf_params(cfg: Config) -> CRFParams | None:
-    """The dense CRF of the "+CRF" protocol (DeepLab's defaults), or None without ``use_crf``."""
-    return CRFParams() if cfg.use_crf else None
+def crf_params(cfg: Config, run_dir: str | Path) -> CRFParams | None:
+    """The dense CRF of the "+CRF" protocol for one trained network (tuned on its hold-out images),
+    or None without ``use_crf``."""
+    return tuned_crf(run_dir) if cfg.use_crf else None
 
 
 def use_run(used: list[str], cfg: Config, progress: bool) -> Path:
@@ -78,29 +90,63 @@ def use_run(used: list[str], cfg: Config, progress: bool) -> Path:
     return out
 
 
-def _scores(run_dir: Path, cfg: Config, split: str | None = None, scales: tuple[float, ...] = (1.0,),
-            progress: bool = True) -> dict[str, float]:
-    """{'FCN': mIoU %, '+CRF': mIoU % (when cfg.use_crf)} of a finished run on a split."""
-    out = {"FCN": 100 * evaluate_run(run_dir, split, scales, progress=progress)["mIoU"]}
-    if cfg.use_crf:
-        out["+CRF"] = 100 * evaluate_run(run_dir, split, scales, crf=CRFParams(), progress=progress)["mIoU"]
-    return out
+def seeded_rows(used: list[str], cfg: Config, rows: Sequence[tuple[dict, dict]], seeds: int, progress: bool,
+                measure: Callable[[Path, Config], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train every row (``(index fields, Config changes)``) with ``seeds`` seeds and ``measure`` each
+    run; returns (table: mean over seeds, plus "<col> sd" columns when seeds > 1; per-seed rows)."""
+    check_seeds(seeds)
+    keys = list(rows[0][0]) if rows else []
+    per_seed, table = [], []
+    for index, change in rows:
+        vals = []
+        for c in seed_configs(cfg.replace(**change), seeds):
+            out = use_run(used, c, progress)
+            vals.append({**index, "seed": c.seed, **measure(out, c), "run": out.name})
+        per_seed += vals
+        table.append(aggregate(vals, index))
+    return pd.DataFrame(table).set_index(keys), pd.DataFrame(per_seed).set_index(keys)
 
 
-def ordering_verdict(values: list[float], names: list[str], strict: list[bool]) -> str:
-    """Which consecutive pairs of an expected ordering hold (strict '<' or '<=' within 0.5 point)."""
-    broken = []
-    for a, b, va, vb, st in zip(names, names[1:], values, values[1:], strict):
-        ok = va < vb if st else va <= vb + 0.5
-        if not ok:
-            broken.append(f"{a} ({va:.1f}) {'<' if st else '<='} {b} ({vb:.1f})")
-    return "ordering holds" if not broken else "does not hold: " + "; ".join(broken)
+def aggregate(vals: list[dict], index: dict) -> dict:
+    """One table row from a row's per-seed values: the index, the mean of each number (and "<score>
+    sd" with more than one seed), the first seed's value of anything else (a submission's path)."""
+    row = dict(index)
+    for k in (k for k in vals[0] if k not in index and k not in ("seed", "run")):
+        if not all(isinstance(v[k], (int, float)) for v in vals):
+            row[k] = vals[0][k]
+            continue
+        row[k], sd, _ = mean_sd(v[k] for v in vals)
+        if len(vals) > 1 and k in SCORES:
+            row[f"{k} sd"] = sd
+    return {**row, "run": vals[0]["run"]}
 
 
-def gain_verdict(table: pd.DataFrame, col: str, low: str, high: str, paper_gain: float) -> str:
-    gain = float(table.loc[high, col] - table.loc[low, col])
-    return (f"{high} {'beats' if gain > 0 else 'does not beat'} {low} by {gain:+.1f} points "
-            f"(paper: {paper_gain:+.1f})")
+def crf_details(used: Sequence[str], cfg: Config) -> pd.DataFrame:
+    """Per run: the CRF parameters chosen on its hold-out images and their hold-out mIoU (%) with no
+    CRF, DeepLab's defaults and the chosen setting (empty without ``use_crf``)."""
+    rows = []
+    for out in used if cfg.use_crf else []:
+        t = tune_crf(out)
+        rows.append({"run": Path(out).name, **{k: v for k, v in t["best"].items()},
+                     "hold-out": f"{t['split']} ({t['images']} images)", "hold-out FCN": 100 * t["no_crf_mIoU"],
+                     "hold-out defaults": 100 * t["defaults_mIoU"] if t["defaults_mIoU"] is not None else None,
+                     "hold-out tuned": 100 * t["best_mIoU"]})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def _result(table: pd.DataFrame, per_seed: pd.DataFrame, used: list[str], cfg: Config, verdict: str,
+            **extra) -> Result:
+    crf = crf_details(used, cfg)
+    records = {"table": table.reset_index().to_dict("records"), "per_seed": per_seed.reset_index().to_dict("records"),
+               "crf": crf.reset_index().to_dict("records"), "verdict_rule": VERDICT_RULE}
+    col = score_column(cfg)
+    return Result(table, headline(table, col) if col in table else {}, verdict, used, records,
+                  data={"per_seed": per_seed, "crf": crf, **extra})
+
+
+def _scores(cfg: Config, split: str | None = None, scales: tuple[float, ...] = (1.0,),
+            progress: bool = True) -> Callable[[Path, Config], dict]:
+    return lambda out, c: crf_scores(out, split, scales, use_crf=cfg.use_crf, progress=progress)
 
 
 # --- Table 1: supervision --------------------------------------------------------------------------
@@ -115,6 +161,10 @@ TABLE1_ROWS = [
 ]
 TABLE1_SUPERVISIONS = ("all", "mask", "box", "semi")
 TABLE1_EXTRAS = ("all", "none", "boxes", "masks")
+# (claim, row A, row B, margin, paper's B - A): "nearly matches" claims take the paper's gap as margin
+TABLE1_CLAIMS = [("box within the paper's gap of mask", "VOC / mask", "VOC / box", -1.8, -1.8),
+                 ("semi within the paper's gap of mask", "VOC / mask", "VOC / semi: some masks + boxes", -0.3, -0.3),
+                 ("extra boxes beat VOC masks", "VOC / mask", "VOC+COCO / semi: VOC masks + COCO boxes", 0.0, 4.4)]
 
 
 def table1_rows(supervision: str = "all", extra: str = "all") -> list[tuple]:
@@ -130,30 +180,17 @@ def table1_rows(supervision: str = "all", extra: str = "all") -> list[tuple]:
     return rows
 
 
-def table1(cfg: Config, supervision: str = "all", extra: str = "all", progress: bool = True) -> Result:
-    used, rows = [], []
-    for data, sup, change, paper in table1_rows(supervision, extra):
-        out = use_run(used, cfg.replace(**change), progress)
-        rows.append({"data": data, "supervision": sup, **_scores(out, cfg, progress=progress), "paper": paper,
-                     "run": out.name})
-    table = pd.DataFrame(rows).set_index(["data", "supervision"])
-    col = score_column(cfg)
-    return Result(table, headline(table, col), table1_verdict(table, col), used, _records(table))
+def table1(cfg: Config, supervision: str = "all", extra: str = "all", seeds: int = 1, progress: bool = True) -> Result:
+    used: list[str] = []
+    rows = table1_rows(supervision, extra)
+    table, per_seed = seeded_rows(used, cfg, [({"data": d, "supervision": s}, ch) for d, s, ch, _ in rows],
+                                  seeds, progress, _scores(cfg, progress=progress))
+    table.insert(table.columns.get_loc("run"), "paper", [r[3] for r in rows])
+    return _result(table, per_seed, used, cfg, table1_verdict(per_seed, score_column(cfg)))
 
 
-def table1_verdict(table: pd.DataFrame, col: str) -> str:
-    s = {k[1] if k[0] == "VOC" else "VOC+COCO " + k[1]: v for k, v in table[col].items()}
-    notes = []
-    if {"mask", "box"} <= s.keys():
-        notes.append(f"box - mask = {s['box'] - s['mask']:+.1f} (paper: -1.8)")
-    semi = "semi: some masks + boxes"
-    if {"mask", semi} <= s.keys():
-        notes.append(f"semi - mask = {s[semi] - s['mask']:+.1f} (paper: -0.3)")
-    plus = "VOC+COCO semi: VOC masks + COCO boxes"
-    if {"mask", plus} <= s.keys():
-        gain = s[plus] - s["mask"]
-        notes.append(f"extra boxes change mask by {gain:+.1f} (paper: +4.4)")
-    return "; ".join(notes) or "single row"
+def table1_verdict(per_seed: pd.DataFrame, col: str) -> str:
+    return claims_verdict(per_seed, col, TABLE1_CLAIMS)
 
 
 # --- Table 2: masks estimated from the boxes -----------------------------------------------------
@@ -164,28 +201,46 @@ TABLE2_ROWS = [
     ("ours w/o sampling (k=1)", dict(supervision="box", k=1), 59.7),
     ("ours (top-5 sampling)", dict(supervision="box", k=5), 62.0),
 ]
-TABLE2_ORDER = "rect < GrabCut < CRF-box < ours w/o sampling <= ours"
+TABLE2_ORDER = "rect < GrabCut < CRF-box < ours w/o sampling < ours"
+TABLE2_CLAIMS = [("GrabCut > rectangles", "rectangles", "GrabCut", 0.0, 2.9),
+                 ("CRF-box > GrabCut", "GrabCut", "CRF-box (WSSL-style)", 0.0, 3.3),
+                 ("ours k=1 > CRF-box", "CRF-box (WSSL-style)", "ours w/o sampling (k=1)", 0.0, 1.2),
+                 ("ours k=5 > ours k=1", "ours w/o sampling (k=1)", "ours (top-5 sampling)", 0.0, 2.3)]
+LABEL_COLUMNS = ("label IoU", "Eo-only k=1", "Eo-only k=5", "ceiling k=1", "ceiling k=5")
 
 
-def table2(cfg: Config, progress: bool = True) -> Result:
-    """Val mIoU of each way of turning boxes into training labels, with the training labels'
-    own quality (mean IoU with the true masks on train: the fixed masks, or BoxSup's last picks)."""
-    used, rows = [], []
-    for name, change, paper in TABLE2_ROWS:
-        c = cfg.replace(**change)
-        out = use_run(used, c, progress)
-        quality = final_pick_quality(out) if c.supervision == "box" else box_mask_quality(c, c.supervision)
-        rows.append({"masks": name, **_scores(out, cfg, progress=progress), "paper": paper,
-                     "training-mask IoU vs truth": 100 * quality if quality is not None else None,
-                     "run": out.name})
-    table = pd.DataFrame(rows).set_index("masks")
-    col = score_column(cfg)
-    return Result(table, headline(table, col), table2_verdict(table, col), used, _records(table))
+def _pool_columns(q: dict) -> dict[str, float]:
+    """Eo-only picks and the oracle ceiling (%), from ``label_quality.pool_quality``."""
+    pct = {k: 100 * q[k] if q.get(k) is not None else np.nan for k in ("eo_k1", "eo_k5", "oracle_k1", "oracle_k5")}
+    return {"Eo-only k=1": pct["eo_k1"], "Eo-only k=5": pct["eo_k5"],
+            "ceiling k=1": pct["oracle_k1"], "ceiling k=5": pct["oracle_k5"]}
 
 
-def table2_verdict(table: pd.DataFrame, col: str) -> str:
-    return ordering_verdict(list(table[col]), ["rect", "GrabCut", "CRF-box", "ours w/o sampling", "ours"],
-                            [True, True, True, False])
+def _label_quality(cfg: Config, images: int | None) -> Callable[[Path, Config], dict]:
+    """The label-quality columns (%) of a box-derived row: its training labels' IoU with the truth
+    (the fixed masks, or BoxSup's final picks) and, for BoxSup, the Eo-only picks and the ceiling."""
+    def measure(out: Path, c: Config) -> dict:
+        if c.supervision != "box":
+            return {"label IoU": 100 * box_mask_quality(c, c.supervision, images),
+                    **dict.fromkeys(LABEL_COLUMNS[1:], np.nan)}
+        picks = run_pick_quality(out, images)["miou"]
+        return {"label IoU": 100 * picks if picks is not None else np.nan, **_pool_columns(pool_quality(c, images))}
+    return measure
+
+
+def table2(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
+    """Val mIoU of each way of turning boxes into training labels, with the training labels' own
+    quality on the first ``QUALITY_IMAGES`` training images (``label_quality``)."""
+    used: list[str] = []
+    scores, quality = _scores(cfg, progress=progress), _label_quality(cfg, QUALITY_IMAGES)
+    table, per_seed = seeded_rows(used, cfg, [({"masks": n}, ch) for n, ch, _ in TABLE2_ROWS], seeds, progress,
+                                  lambda out, c: {**scores(out, c), **quality(out, c)})
+    table.insert(table.columns.get_loc("label IoU"), "paper", [r[2] for r in TABLE2_ROWS])
+    return _result(table, per_seed, used, cfg, table2_verdict(per_seed, score_column(cfg)))
+
+
+def table2_verdict(per_seed: pd.DataFrame, col: str) -> str:
+    return claims_verdict(per_seed, col, TABLE2_CLAIMS)
 
 
 # --- Table 3: region proposals inside BoxSup --------------------------------------------------------
@@ -195,29 +250,53 @@ def table3_rows(cfg: Config) -> list[tuple]:
     return [mcg, ("Selective Search (ours)", "ss", None), ("GOP (ours)", "gop-ours", None)]
 
 
-def table3(cfg: Config, quality_images: int = 200, progress: bool = True) -> Result:
-    """BoxSup (boxes only) with each proposal method, and the proposals' own quality on the
-    training images (ABO, recall at 0.5 / 0.7, candidates per image)."""
+def table3(cfg: Config, quality_images: int = QUALITY_IMAGES, seeds: int = 1, dedup_iou: float = 0.9,
+           progress: bool = True) -> Result:
+    """BoxSup (boxes only) with each proposal method; beside it the pool's quality on the first
+    ``quality_images`` training images (ABO, recall, candidates), the final picks, Eo-only picks and
+    the ceiling; and in ``data["dedup"]`` the same pool measures (plus the first seed's network
+    picking again) without near-duplicates (mask IoU > ``dedup_iou``), measured, never trained on."""
     if int(quality_images) < 1:
         raise ValueError(f"quality_images={quality_images!r}; must be >= 1")
-    used, rows = [], []
-    for name, method, paper in table3_rows(cfg):
-        c = cfg.replace(supervision="box", proposals=method)
-        out = use_run(used, c, progress)
-        q = proposal_quality(c, max_images=int(quality_images))
-        rows.append({"proposals": name, **_scores(out, cfg, progress=progress), "paper": paper,
-                     "ABO": q["abo"], "recall@0.5": q["recall50"], "recall@0.7": q["recall70"],
-                     "candidates / image": q["mean_candidates"], "final pick IoU": final_pick_quality(out),
-                     "run": out.name})
-    table = pd.DataFrame(rows).set_index("proposals")
-    col = score_column(cfg)
-    return Result(table, headline(table, col), table3_verdict(table, col), used, _records(table))
+    n = int(quality_images)
+    used: list[str] = []
+    scores, quality = _scores(cfg, progress=progress), _label_quality(cfg, n)
+
+    def measure(out: Path, c: Config) -> dict:
+        q = pool_quality(c, n)
+        return {**scores(out, c), "ABO": 100 * q["abo"], "recall@0.5": 100 * q["recall50"],
+                "recall@0.7": 100 * q["recall70"], "candidates / image": q["mean_candidates"], **quality(out, c)}
+
+    rows = table3_rows(cfg)
+    table, per_seed = seeded_rows(used, cfg, [({"proposals": name}, dict(supervision="box", proposals=m))
+                                              for name, m, _ in rows], seeds, progress, measure)
+    table.insert(table.columns.get_loc("ABO"), "paper", [r[2] for r in rows])
+    folder = {Path(u).name: Path(u) for u in used}
+    dedup = pd.DataFrame([{"proposals": name, "pool": pool, **_dedup_columns(vals)}
+                          for (name, m, _), run in zip(rows, table["run"])
+                          for pool, vals in dedup_effect(cfg.replace(supervision="box", proposals=m),
+                                                         folder[run], dedup_iou, n).items()]
+                         ).set_index(["proposals", "pool"])
+    res = _result(table, per_seed, used, cfg, table3_verdict(per_seed, score_column(cfg), [r[0] for r in rows]),
+                  dedup=dedup)
+    res.records["dedup"] = dedup.reset_index().to_dict("records")
+    return res
 
 
-def table3_verdict(table: pd.DataFrame, col: str) -> str:
-    """The best method and every method's score (the paper: MCG best)."""
-    return (f"best: {table[col].idxmax()} ({table[col].max():.1f}); "
-            + ", ".join(f"{k} {v:.1f}" for k, v in table[col].items()) + " (paper: MCG best)")
+DEDUP_COLUMNS = {"mean_candidates": "candidates / image", "abo": "ABO", "recall70": "recall@0.7",
+                 "eo_k1": "Eo-only k=1", "eo_k5": "Eo-only k=5", "oracle_k1": "ceiling k=1", "oracle_k5": "ceiling k=5",
+                 "net_k1": "network k=1", "net_k5": "network k=5"}
+
+
+def _dedup_columns(vals: dict) -> dict[str, float]:
+    """A pool-hygiene row in the table's names and units (% but the candidate count)."""
+    return {name: (1 if k == "mean_candidates" else 100) * vals[k] if vals.get(k) is not None else np.nan
+            for k, name in DEDUP_COLUMNS.items() if k in vals}
+
+
+def table3_verdict(per_seed: pd.DataFrame, col: str, names: Sequence[str]) -> str:
+    """The paper: MCG is best. Each other method against the first (MCG) row."""
+    return claims_verdict(per_seed, col, [(f"{names[0]} > {b}", b, names[0], 0.0, None) for b in names[1:]])
 
 
 # --- Table 4: the test split -------------------------------------------------------------------------
@@ -238,49 +317,49 @@ TABLE4_PAPER_ONLY = pd.DataFrame([("BoxSup", "semi", "V masks + V07 + C boxes", 
                                   ("BoxSup+ (scales ±20%)", "semi", "V masks + V07 + C boxes", 75.2)],
                                  columns=["method", "sup", "data", "paper"])
 NO_TEST_LABELS = "submissions written; scores come from the evaluation server"
+TABLE4_CLAIMS = [("BoxSup box > WSSL box", "WSSL (CRF-box masks) / box / V / 1", "BoxSup / box / V / 1", 0.0, 4.2),
+                 ("BoxSup semi within the paper's gap of DeepLab mask", "DeepLab-CRF / mask / V / 1",
+                  "BoxSup / semi / V masks (some) + V boxes / 1", -0.2, -0.2),
+                 ("BoxSup semi V+C > WSSL mask V+C", "WSSL / mask / V+C masks / 1",
+                  "BoxSup / semi / V masks + C boxes / 1", 0.0, 0.6),
+                 ("BoxSup+ > BoxSup (scales)", "BoxSup / semi / V masks + C boxes / 1",
+                  "BoxSup+ (scales 0.8, 1, 1.2) / semi / V masks + C boxes / 0.8 1 1.2", 0.0, 2.1)]
 
 
-def table4(cfg: Config, out_dir: str | Path = "submissions", progress: bool = True) -> Result:
+def table4(cfg: Config, out_dir: str | Path = "submissions", seeds: int = 1, progress: bool = True) -> Result:
     """Toy: every row scored on the labelled test split. Paper: VOC 2012 test has no labels, so each
-    row's evaluation-server tarball is written under ``out_dir`` (``evaluate.submit_run``)."""
-    used, rows = [], []
-    for method, sup, data, change, scales, paper in TABLE4_ROWS:
-        out = use_run(used, cfg.replace(**change), progress)
-        row = {"method": method, "sup": sup, "data": data, "test scales": " ".join(f"{s:g}" for s in scales)}
-        if cfg.profile == "paper":
+    row's evaluation-server tarball is written under ``out_dir`` (``evaluate.submit_run``), with the
+    CRF tuned for that network when ``use_crf``."""
+    used: list[str] = []
+
+    def measure_for(scales: tuple[float, ...]) -> Callable[[Path, Config], dict]:
+        def measure(out: Path, c: Config) -> dict:
+            if cfg.profile != "paper":
+                return _scores(cfg, "test", scales, progress)(out, c)
             name = out.name + ("-ms" if len(scales) > 1 else "")
-            row["submission"] = str(submit_run(out, Path(out_dir) / name, scales, crf=crf_params(cfg), device=cfg.device))
-        else:
-            row.update(_scores(out, cfg, "test", scales, progress))
-        rows.append({**row, "paper": paper, "run": out.name})
-    table = pd.DataFrame(rows).set_index(["method", "sup", "data", "test scales"])
-    col = score_column(cfg)
-    head = headline(table, col) if col in table else {}
-    return Result(table, head, table4_verdict(table, col), used, _records(table))
+            return {"submission": str(submit_run(out, Path(out_dir) / name, scales, crf=crf_params(cfg, out),
+                                                 device=cfg.device))}
+        return measure
+
+    tables, seeds_tables = [], []
+    for method, sup, data, change, scales, paper in TABLE4_ROWS:
+        index = {"method": method, "sup": sup, "data": data, "test scales": " ".join(f"{s:g}" for s in scales)}
+        t, p = seeded_rows(used, cfg, [(index, change)], seeds, progress, measure_for(scales))
+        t.insert(t.columns.get_loc("run"), "paper", [paper])
+        tables.append(t)
+        seeds_tables.append(p)
+    table, per_seed = pd.concat(tables), pd.concat(seeds_tables)
+    return _result(table, per_seed, used, cfg, table4_verdict(per_seed, score_column(cfg)))
 
 
-def table4_verdict(table: pd.DataFrame, col: str) -> str:
+def table4_verdict(per_seed: pd.DataFrame, col: str) -> str:
     """The paper's test-set comparisons: BoxSup vs WSSL with boxes, semi vs masks, extra boxes, scales."""
-    if col not in table:
-        return NO_TEST_LABELS
-    get = {"|".join(k): x for k, x in table[col].items()}
-
-    def val(method, sup, data, scales="1"):
-        return get.get(f"{method}|{sup}|{data}|{scales}")
-
-    pairs = [("BoxSup box vs WSSL box", val("BoxSup", "box", "V"), val("WSSL (CRF-box masks)", "box", "V"), 4.2),
-             ("BoxSup semi vs DeepLab mask", val("BoxSup", "semi", "V masks (some) + V boxes"),
-              val("DeepLab-CRF", "mask", "V"), -0.2),
-             ("BoxSup semi V+C vs WSSL mask V+C", val("BoxSup", "semi", "V masks + C boxes"),
-              val("WSSL", "mask", "V+C masks"), 0.6),
-             ("BoxSup+ vs BoxSup (scales)", val("BoxSup+ (scales 0.8, 1, 1.2)", "semi", "V masks + C boxes", "0.8 1 1.2"),
-              val("BoxSup", "semi", "V masks + C boxes"), 2.1)]
-    return "; ".join(f"{name}: {a - b:+.1f} (paper {p:+.1f})" for name, a, b, p in pairs
-                     if a is not None and b is not None)
+    return claims_verdict(per_seed, col, TABLE4_CLAIMS) if col in per_seed else NO_TEST_LABELS
 
 
 # --- Table 5: PASCAL-Context -------------------------------------------------------------------------
 TABLE5_PAPER = {"baseline": 35.7, "pre-train on boxes + fine-tune": 40.5}
+TABLE5_CLAIMS = [("box pre-training + fine-tune > baseline", "baseline", "pre-train on boxes + fine-tune", 0.0, 4.8)]
 
 
 def context_configs(cfg: Config) -> dict[str, Config]:
@@ -297,19 +376,25 @@ def context_configs(cfg: Config) -> dict[str, Config]:
             "box_pretrain": cfg.replace(supervision="box", extra="none", **pre)}
 
 
-def table5(cfg: Config, progress: bool = True) -> Result:
-    cs = context_configs(cfg)
+def table5(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
     used: list[str] = []
-    base = use_run(used, cs["baseline"], progress)
-    pre = use_run(used, cs["box_pretrain"], progress)
-    fine = use_run(used, cs["baseline"].replace(init_from=str(pre), name=f"{cfg.profile}-context-finetune"), progress)
-    rows = [{"method": name, **_scores(out, cfg, progress=progress), "paper": TABLE5_PAPER[name], "run": out.name}
-            for name, out in (("baseline", base), ("pre-train on boxes + fine-tune", fine))]
-    table = pd.DataFrame(rows).set_index("method")
-    col = score_column(cfg)
-    return Result(table, headline(table, col), table5_verdict(table, col), used, _records(table),
-                  data={"box_pretrain_run": str(pre)})
+    pre_runs, per_seed = [], []
+    for c in seed_configs(cfg, seeds):
+        cs = context_configs(c)
+        base = use_run(used, cs["baseline"], progress)
+        pre = use_run(used, cs["box_pretrain"], progress)
+        fine = use_run(used, cs["baseline"].replace(init_from=str(pre), name=f"{cfg.profile}-context-finetune"),
+                       progress)
+        pre_runs.append(str(pre))
+        for name, out in (("baseline", base), ("pre-train on boxes + fine-tune", fine)):
+            per_seed.append({"method": name, "seed": c.seed,
+                             **crf_scores(out, use_crf=cfg.use_crf, progress=progress), "run": out.name})
+    per = pd.DataFrame(per_seed).set_index("method")
+    table = pd.DataFrame([aggregate([v for v in per_seed if v["method"] == name], {"method": name})
+                          for name in TABLE5_PAPER]).set_index("method")
+    table.insert(table.columns.get_loc("run"), "paper", list(TABLE5_PAPER.values()))
+    return _result(table, per, used, cfg, table5_verdict(per, score_column(cfg)), box_pretrain_run=pre_runs[0])
 
 
-def table5_verdict(table: pd.DataFrame, col: str) -> str:
-    return gain_verdict(table, col, "baseline", "pre-train on boxes + fine-tune", 4.8)
+def table5_verdict(per_seed: pd.DataFrame, col: str) -> str:
+    return claims_verdict(per_seed, col, TABLE5_CLAIMS)

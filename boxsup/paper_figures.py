@@ -13,9 +13,10 @@ from .config import Config
 from .data import VOCLayout, load_dataset
 from .data.stats import summary
 from .data.synthetic import default_data_root, ensure_toy
-from .evaluate import evaluate_run, predict_run
+from .evaluate import crf_scores, evaluate_run, holdout_exclusion, predict_run
 from .experiments import realdata_root
-from .paper import Result, crf_params, use_run
+from .label_quality import pool_quality, run_pick_quality
+from .paper import Result, crf_params, score_column, use_run
 from .runs import load_snapshot, read_log, snapshot_epochs
 
 
@@ -69,7 +70,9 @@ def dataset_verdict(stats: pd.DataFrame) -> str:
 def fig3(cfg: Config, shown_epochs: Sequence[int] = (1, 5, 20), items: Sequence[int] = (0, 1, 2, 3),
          progress: bool = True) -> Result:
     """BoxSup's labels of a few training images at the shown epochs (plus the last one), and the
-    mean IoU of all picks with the true masks per epoch, with (k=5) and without (k=1) sampling."""
+    mean IoU of all picks with the true masks per epoch, with (k=5) and without (k=1) sampling, as
+    the training log has it (255 pixels counted as misses); beside it, on the one label metric (255
+    ignored, all training images): the final picks, the Eo-only picks and the oracle ceiling."""
     if any(int(e) < 1 for e in shown_epochs):
         raise ValueError(f"shown_epochs={list(shown_epochs)!r}; epochs count from 1")
     used: list[str] = []
@@ -86,9 +89,29 @@ def fig3(cfg: Config, shown_epochs: Sequence[int] = (1, 5, 20), items: Sequence[
     curves.index.name = "epoch"
     q = {d["epoch"]: 100 * d["pick_mIoU"] for d in logs["BoxSup (k=5)"] if d.get("pick_mIoU") is not None}
     head, verdict = fig3_verdict(q, epochs)
-    return Result(curves, head, verdict, used, {"pick_iou": q},
-                  data={"samples": [train[i] for i in items],
+    levels = fig3_levels(cfg, box, k1)
+    verdict += "; " + fig3_ceiling_verdict(levels)
+    return Result(curves, head, verdict, used, {"pick_iou": q, "levels": levels},
+                  data={"samples": [train[i] for i in items], "levels": levels,
                         "labels": {e: [snaps[e][i] for i in items] for e in epochs}})
+
+
+def fig3_levels(cfg: Config, box, k1) -> dict[str, float]:
+    """The horizontal lines of Figure 3 (%, 255 ignored, all training images): the final picks of
+    the k=5 and k=1 runs, the Eo-only picks and the ceiling (the oracle network's picks)."""
+    q = pool_quality(cfg.replace(supervision="box"), None)
+    pct = {k: 100 * v if v is not None else float("nan") for k, v in q.items()}
+    final = {name: run_pick_quality(out, None)["miou"] for name, out in (("k=5", box), ("k=1", k1))}
+    return {"final picks k=5": 100 * final["k=5"] if final["k=5"] is not None else float("nan"),
+            "final picks k=1": 100 * final["k=1"] if final["k=1"] is not None else float("nan"),
+            "Eo-only k=5": pct["eo_k5"], "Eo-only k=1": pct["eo_k1"],
+            "ceiling k=5": pct["oracle_k5"], "ceiling k=1": pct["oracle_k1"]}
+
+
+def fig3_ceiling_verdict(levels: dict[str, float]) -> str:
+    """Where BoxSup's final picks stand between Eo alone and the oracle ceiling (same k)."""
+    return "; ".join(f"final picks k={k} {levels[f'final picks k={k}']:.1f} vs Eo-only {levels[f'Eo-only k={k}']:.1f}"
+                     f" and ceiling {levels[f'ceiling k={k}']:.1f}" for k in (5, 1))
 
 
 def fig3_verdict(pick_iou: dict[int, float], epochs: list[int]) -> tuple[dict[str, float], str]:
@@ -106,8 +129,10 @@ def fig3_verdict(pick_iou: dict[int, float], epochs: list[int]) -> tuple[dict[st
 
 # --- Figure 4: boundary vs interior (trimap) ------------------------------------------------------
 def _trimap_frame(run_dir, widths: tuple[int, ...], cfg: Config, name: str, progress: bool) -> pd.DataFrame:
-    """Tidy (band_width, region, method, mIoU) rows of a finished run on its eval split."""
-    res = evaluate_run(run_dir, trimap_widths=widths, crf=crf_params(cfg), progress=progress)
+    """Tidy (band_width, region, method, mIoU) rows of a finished run on its eval split (after the
+    CRF tuned for it when ``use_crf``; hold-out images left out)."""
+    res = evaluate_run(run_dir, trimap_widths=widths, crf=crf_params(cfg, run_dir), progress=progress,
+                       exclude=holdout_exclusion(cfg, cfg.eval_split))
     df = pd.DataFrame(res["trimap"], columns=["band_width", "region", "method", "mIoU"])
     df["method"] = name
     return df
@@ -143,16 +168,17 @@ def fig4_verdict(gain: pd.DataFrame, width: int) -> tuple[dict[str, float], str]
 # --- Figure 5: qualitative results ----------------------------------------------------------------
 def fig5(cfg: Config, images: Sequence[int] = (0, 1, 2, 3, 4, 5), progress: bool = True) -> Result:
     """Predictions of the box-, mask- and semi-supervised networks on a few validation images
-    (after the dense CRF when ``cfg.use_crf``), and their val mIoU under the same protocol."""
+    (after each network's tuned dense CRF when ``cfg.use_crf``), and their val mIoU under the same
+    protocol (at paper scale the shown images may be CRF hold-out images; the scores leave those out)."""
     if not len(images) or min(images) < 0:
         raise ValueError(f"images={list(images)!r}; need indices >= 0")
     used: list[str] = []
     trained = {name: use_run(used, cfg.replace(supervision=name), progress) for name in ("box", "mask", "semi")}
     ds = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root)
     shown = [i for i in images if i < len(ds)]
-    preds = {name: predict_run(out, shown, crf=crf_params(cfg)) for name, out in trained.items()}
-    scores = {name: 100 * evaluate_run(out, crf=crf_params(cfg), progress=progress)["mIoU"]
-              for name, out in trained.items()}
+    preds = {name: predict_run(out, shown, crf=crf_params(cfg, out)) for name, out in trained.items()}
+    col = score_column(cfg)
+    scores = {name: crf_scores(out, use_crf=cfg.use_crf, progress=progress)[col] for name, out in trained.items()}
     samples = [ds[i] for i in shown]
     return Result(pd.DataFrame({"val mIoU": scores}), scores, fig5_verdict(scores), used,
                   data={"images": [s.image for s in samples], "truths": [s.mask for s in samples],

@@ -205,14 +205,20 @@ def paint(shape: tuple[int, int], boxes: np.ndarray, labels: np.ndarray, picks: 
     return out
 
 
-def pick_iou(cand: Incidence, picks: np.ndarray, instances: np.ndarray) -> np.ndarray:
-    """IoU of each chosen candidate with the box's true instance mask (NaN for fallbacks)."""
+def pick_iou(cand: Incidence, picks: np.ndarray, instances: np.ndarray, ignore: np.ndarray | None = None
+             ) -> np.ndarray:
+    """IoU of each chosen candidate with the box's true instance mask (NaN for fallbacks), the
+    ``ignore`` pixels (the truth's 255 rims) left out of both: the one label metric of the reports
+    (``label_quality.label_ious``)."""
+    valid = None if ignore is None else ~np.asarray(ignore, dtype=bool).reshape(-1)
     out = np.full(len(picks), np.nan)
     for j, i in enumerate(picks):
         if i < 0:
             continue
         g = np.asarray(instances[j], dtype=bool).reshape(-1)
         row = candidate_pixels(cand, i)
+        if valid is not None:
+            g, row = g & valid, row[valid[row]]
         inter = g[row].sum()
         union = row.size + g.sum() - inter
         out[j] = inter / union if union else np.nan
@@ -286,7 +292,8 @@ def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.
             fallbacks += p.fallback
             boxes_seen += len(s.boxes)
             if s.instances is not None and len(s.instances) == len(s.boxes):
-                ious.extend(pick_iou(cand, p.index, s.instances).tolist())
+                ignore = s.mask == IGNORE if s.mask is not None else None
+                ious.extend(pick_iou(cand, p.index, s.instances, ignore).tolist())
         t_select += time.perf_counter() - ts
         bar.update(len(chunk))
     bar.close()

@@ -133,3 +133,69 @@ def test_torch_mean_field_agrees_with_pydensecrf():
     ref = dense_crf(image, probs.astype(np.float32)).argmax(0)
     ours = dense_crf_torch(image, probs.astype(np.float32)).argmax(0)
     assert (ref == ours).mean() > 0.98
+
+
+# --- the "+CRF" protocol: a grid with scaled kernels, searched per network on held-out images -------
+def thin_stripe_case(seed=0, h=40, w=40):
+    """A 2-px stripe of class 1 on a background of the same colour statistics; the network is right
+    everywhere but only mildly sure. A wide smoothness kernel erases the stripe, a narrow one keeps it."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(90, 110, (h, w, 3)).astype(np.uint8)
+    truth = np.zeros((h, w), np.uint8)
+    truth[:, 19 + seed % 3:21 + seed % 3] = 1
+    p1 = np.where(truth == 1, 0.62, 0.38)
+    return image, np.stack([1 - p1, p1]).astype(np.float32), truth
+
+
+@needs_crf
+def test_search_recovers_the_best_setting_of_a_constructed_case():
+    cases = [thin_stripe_case(s) for s in range(3)]
+    ims, probs, targets = ([c[i] for c in cases] for i in range(3))
+    grid = {"pos_xy_std": (3, 0.5), "pos_w": (3, 10), "bi_w": (0,)}
+    res = search_crf_params(ims, probs, targets, 2, grid, progress=False)
+    # brute force: every grid point scored by hand, the best one is what the search returns
+    scores = {}
+    for pos in grid["pos_xy_std"]:
+        for w in grid["pos_w"]:
+            p = CRFParams(pos_xy_std=pos, pos_w=w, bi_w=0)
+            cm = np.zeros((2, 2))
+            for im, pr, t in zip(ims, probs, targets):
+                np.add.at(cm, (t.ravel(), crf_labels(im, pr, p).ravel()), 1)
+            scores[p] = np.mean(np.diag(cm) / (cm.sum(0) + cm.sum(1) - np.diag(cm)))
+    best = max(scores, key=scores.get)
+    assert res["best"] == best and res["best"].pos_xy_std == 0.5
+    assert res["best_mIoU"] == pytest.approx(scores[best]) and res["best_mIoU"] > min(scores.values()) + 0.1
+
+
+@needs_crf
+def test_search_keeps_the_defaults_on_a_tie():
+    image, probs, truth = two_colour_case(h=16, w=16)
+    probs = np.stack([np.where(truth == 0, 0.999, 0.001), np.where(truth == 1, 0.999, 0.001)]).astype(np.float32)
+    res = search_crf_params([image], [probs], [truth], 2, {"bi_xy_std": (27.1, 121)}, progress=False)
+    assert {r["mIoU"] for r in res["results"]} == {1.0} and res["best"] == CRFParams()
+
+
+def test_scaled_grid_holds_deeplabs_point_and_kernels_scaled_to_the_image():
+    g = crf_mod.scaled_grid(112)
+    assert g["pos_xy_std"] == (0.67, 3.0) and g["bi_xy_std"] == (27.1, 121.0) and 4 in g["bi_w"]
+    points = crf_mod._grid_points(g, CRFParams())
+    assert CRFParams() in points and len(points) == 8
+    assert crf_mod.scaled_grid(500)["pos_xy_std"] == (3.0,)  # VOC-sized images: DeepLab's values
+
+
+def test_crf_holdout_uses_a_crfval_split_or_a_slice_of_the_eval_split(tmp_path):
+    from boxsup import evaluate
+    from boxsup.config import Config
+    from boxsup.data.synthetic import ToySpec, ensure_toy
+
+    root = ensure_toy(tmp_path / "toy", ToySpec(train=4, extra=2, val=12, test=2, context_train=2, context_val=2,
+                                                imagenet=12, crfval=3, context_crfval=2))
+    assert evaluate.crf_holdout("toy", "val", root) == ("crfval", None)
+    assert evaluate.holdout_exclusion(Config(data_root=str(root)), "val") is None
+    # a VOC-layout folder without one: DeepLab's slice of val, left out of every val score
+    (root / "VOCdevkit/TOY/ImageSets/Segmentation/crfval.txt").unlink()
+    folder = str(root / "VOCdevkit/TOY")
+    split, idx = evaluate.crf_holdout(folder, "val", root)
+    assert split == "val" and idx == holdout_indices(12, 3).tolist()
+    cfg = Config(dataset=folder, data_root=str(root))
+    assert evaluate.holdout_exclusion(cfg, "val") == idx and evaluate.holdout_exclusion(cfg, "test") is None

@@ -29,7 +29,8 @@ def test_notebook_is_thin_and_stored_without_outputs(name):
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory):
     return str(ensure_toy(tmp_path_factory.mktemp("toy"), ToySpec(train=8, extra=6, val=4, test=4,
-                                                                     context_train=4, context_val=3, imagenet=40)))
+                                                                     context_train=4, context_val=3, imagenet=40,
+                                                                     crfval=4, context_crfval=3)))
 
 
 def _run(name, tmp_path, **params):
@@ -77,3 +78,11 @@ def test_table1_bad_supervision_lists_the_allowed_values(tiny_root, tmp_path):
         _run("table1", tmp_path, data_root=tiny_root, supervision="boxes")
     assert "supervision='boxes'" in str(e.value) and "all, mask, box, semi" in str(e.value)
     assert e.value.exec_count <= 3
+
+
+@pytest.mark.slow
+def test_table2_runs_three_seeds_with_error_bars(tiny_root, tmp_path):
+    m = _run("table2", tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1, seeds=3)
+    assert len(m["runs"]) == 15 and len(m["per_seed"]) == 15 and len(m["crf"]) == 15
+    assert all("+CRF sd" in r and "label IoU" in r for r in m["table"])
+    assert {r["seed"] for r in m["per_seed"]} == {0, 1, 2} and "2 SE" in m["verdict_rule"]

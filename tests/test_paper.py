@@ -1,6 +1,6 @@
-"""The results layer: verdict functions on hand-made numbers (every branch), the notebook parameters,
-the drawing functions on plain data, and the data functions rebuilding the committed reports'
-metrics from the same runs (evaluation faked with the committed numbers, so no training here)."""
+"""The results layer: the verdict rule and the seed aggregation on hand-made numbers (every branch,
+"within noise" included), the notebook parameters, the drawing functions on plain data, and every
+data function on faked runs with one and with three seeds (no training here)."""
 import json
 import math
 from pathlib import Path
@@ -16,6 +16,7 @@ from boxsup import figures, paper, report  # noqa: E402
 from boxsup import paper_figures as pf  # noqa: E402
 from boxsup.config import Config  # noqa: E402
 from boxsup.data.sample import Sample  # noqa: E402
+from boxsup.experiments import claim_verdict, describe_claim, mean_sd, seed_configs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
@@ -76,66 +77,110 @@ def test_bad_result_parameters_fail_before_any_training(call, match, monkeypatch
         call(Config())
 
 
-# --- verdicts ----------------------------------------------------------------------------------------
-def test_ordering_verdict_strict_and_within_half_a_point():
-    names = ["a", "b", "c"]
-    assert paper.ordering_verdict([1.0, 2.0, 2.4], names, [True, False]) == "ordering holds"  # 2.0 <= 2.4 + 0.5
-    assert paper.ordering_verdict([1.0, 2.0, 1.6], names, [True, False]) == "ordering holds"  # within 0.5
-    assert paper.ordering_verdict([1.0, 2.0, 1.4], names, [True, False]) == "does not hold: b (2.0) <= c (1.4)"
-    assert (paper.ordering_verdict([2.0, 2.0, 1.0], names, [True, True])
-            == "does not hold: a (2.0) < b (2.0); b (2.0) < c (1.0)")
+# --- seeds and the verdict rule ----------------------------------------------------------------------
+def test_seed_configs_start_at_the_notebook_seed_and_keep_the_first_run():
+    cfg = Config(seed=4)
+    cs = seed_configs(cfg, 3)
+    assert [c.seed for c in cs] == [4, 5, 6] and cs[0] is cfg
+    assert len({c.key() for c in cs}) == 3 and cs[1].name == cfg.name
+    named = cfg.replace(name="toy-context-finetune")
+    assert {c.name for c in seed_configs(named, 2)} == {"toy-context-finetune"}
+    for bad in (0, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="seeds="):
+            seed_configs(cfg, bad)
 
 
-def test_table1_verdict_reports_each_comparison_it_has_rows_for():
-    idx = pd.MultiIndex.from_tuples([("VOC", "mask"), ("VOC", "box"), ("VOC", "semi: some masks + boxes"),
-                                     ("VOC+COCO", "mask"), ("VOC+COCO", "semi: VOC masks + COCO boxes")],
-                                    names=["data", "supervision"])
-    t = pd.DataFrame({"FCN": [60.0, 50.0, 55.0, 65.0, 62.5]}, index=idx)
-    assert paper.table1_verdict(t, "FCN") == ("box - mask = -10.0 (paper: -1.8); semi - mask = -5.0 (paper: -0.3); "
-                                              "extra boxes change mask by +2.5 (paper: +4.4)")
-    assert paper.table1_verdict(t.iloc[[1]], "FCN") == "single row"
-    assert paper.table1_verdict(t.iloc[[0, 2]], "FCN") == "semi - mask = -5.0 (paper: -0.3)"
+def test_mean_sd_of_hand_made_seeds():
+    assert mean_sd([60.0, 62.0, 64.0]) == (62.0, 2.0, 3)
+    m, sd, n = mean_sd([50.0, None, float("nan")])
+    assert (m, n) == (50.0, 1) and math.isnan(sd)
+    assert mean_sd([])[2] == 0
 
 
-def test_table2_verdict_names_the_broken_pair():
-    t = pd.DataFrame({"FCN": [40.0, 50.0, 45.0, 55.0, 56.0]}, index=["r", "g", "c", "k1", "k5"])
-    assert paper.table2_verdict(t, "FCN") == "does not hold: GrabCut (50.0) < CRF-box (45.0)"
-    t["FCN"] = [40.0, 45.0, 50.0, 55.0, 54.6]
-    assert paper.table2_verdict(t, "FCN") == "ordering holds"
+@pytest.mark.parametrize("a, b, margin, expected", [
+    ([60.0, 61.0, 62.0], [65.0, 66.0, 67.0], 0.0, "holds"),            # d = 5, SE = 0.82
+    ([60.0, 61.0, 62.0], [55.0, 56.0, 57.0], 0.0, "does not hold"),    # d = -5
+    ([60.0, 64.0, 62.0], [61.0, 65.0, 63.0], 0.0, "within noise"),     # d = 1 < 2 SE = 3.27
+    ([60.0, 61.0, 62.0], [59.0, 60.0, 61.0], -1.8, "within noise"),    # d - m = +0.8 < 1.63
+    ([60.0, 61.0, 62.0], [61.0, 62.0, 63.0], -1.8, "holds"),           # d - m = 2.8 >= 1.63
+    ([60.0], [60.5], 0.0, "holds"),                                      # one seed: the sign decides
+    ([60.0], [59.5], 0.0, "does not hold"),
+    ([60.0, 62.0], [60.0], 0.0, "does not hold"),                        # a one-seed row: no spread
+])
+def test_claim_verdict_rule(a, b, margin, expected):
+    verdict, nums = claim_verdict(a, b, margin)
+    assert verdict == expected
+    assert nums["d"] == pytest.approx(np.mean(b) - np.mean(a)) and nums["margin"] == margin
+    if len(a) > 1 and len(b) > 1:
+        assert nums["se"] == pytest.approx(math.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b)))
+    else:
+        assert math.isnan(nums["se"])
 
 
-def test_table3_verdict_names_the_best_method():
-    t = pd.DataFrame({"+CRF": [44.6, 45.1, 38.3]}, index=["MCG (ours)", "SS", "GOP"])
-    assert paper.table3_verdict(t, "+CRF") == "best: SS (45.1); MCG (ours) 44.6, SS 45.1, GOP 38.3 (paper: MCG best)"
+def test_claim_verdict_needs_both_rows_and_says_how_it_was_decided():
+    with pytest.raises(ValueError, match="both sides"):
+        claim_verdict([], [1.0])
+    v, nums = claim_verdict([60.0, 64.0, 62.0], [61.0, 65.0, 63.0])
+    assert describe_claim("b > a", v, nums, 2.3) == "b > a: d = +1.0 (2 SE 3.3, paper +2.3): within noise"
+    v, nums = claim_verdict([60.0], [59.0], -1.8)
+    assert describe_claim("near", v, nums) == "near: d = -1.0 (1 seed: noise not measured, needs > -1.8): holds"
+    assert "2 SE" in paper.VERDICT_RULE and "within noise" in paper.VERDICT_RULE
 
 
-def _table4(values: list[float | None]) -> pd.DataFrame:
+def _per_seed(values: dict, col: str = "+CRF") -> pd.DataFrame:
+    """Per-seed rows: {row name (or tuple): [one score per seed]}."""
+    keys = [k for k, v in values.items() for _ in v]
+    index = pd.MultiIndex.from_tuples(keys) if isinstance(keys[0], tuple) else pd.Index(keys)
+    return pd.DataFrame({col: [x for v in values.values() for x in v]}, index=index)
+
+
+def test_table1_verdict_judges_the_papers_claims_on_seeds():
+    t = _per_seed({("VOC", "mask"): [60.0, 61.0, 62.0], ("VOC", "box"): [50.0, 51.0, 52.0],
+                   ("VOC", "semi: some masks + boxes"): [60.5, 59.0, 61.5],
+                   ("VOC+COCO", "semi: VOC masks + COCO boxes"): [64.0, 65.0, 66.0]})
+    assert paper.table1_verdict(t, "+CRF") == (
+        "box within the paper's gap of mask: d = -10.0 (2 SE 1.6, needs > -1.8, paper -1.8): does not hold; "
+        "semi within the paper's gap of mask: d = -0.7 (2 SE 1.9, needs > -0.3, paper -0.3): within noise; "
+        "extra boxes beat VOC masks: d = +4.0 (2 SE 1.6, paper +4.4): holds")
+    assert paper.table1_verdict(t.iloc[[3]], "+CRF") == "no claim has both of its rows here"
+
+
+def test_table2_verdict_pairs_of_the_ordering():
+    names = [r[0] for r in paper.TABLE2_ROWS]
+    t = _per_seed(dict(zip(names, [[40.0], [50.0], [45.0], [55.0], [56.0]])), "FCN")
+    lines = paper.table2_verdict(t, "FCN").split("; ")
+    assert [ln.rsplit(": ", 1)[1] for ln in lines] == ["holds", "does not hold", "holds", "holds"]
+    assert lines[1].startswith("CRF-box > GrabCut: d = -5.0 (1 seed: noise not measured, paper +3.3)")
+
+
+def test_table3_table4_table5_verdicts():
+    t3 = _per_seed({"MCG (ours)": [44.6, 45.0, 44.0], "SS": [45.1, 46.0, 44.5], "GOP": [38.3, 38.0, 37.0]})
+    assert paper.table3_verdict(t3, "+CRF", ["MCG (ours)", "SS", "GOP"]) == (
+        "MCG (ours) > SS: d = -0.7 (2 SE 1.0): within noise; MCG (ours) > GOP: d = +6.8 (2 SE 1.0): holds")
     keys = [r[:3] + (" ".join(f"{s:g}" for s in r[4]),) for r in paper.TABLE4_ROWS]
-    idx = pd.MultiIndex.from_tuples(keys, names=["method", "sup", "data", "test scales"])
-    return pd.DataFrame({"FCN": values}, index=idx)
-
-
-def test_table4_verdict_pairs_and_paper_scale():
-    t = _table4([66.0, 60.0, 62.0, 65.0, 70.0, 71.0, 72.0])
-    assert paper.table4_verdict(t, "FCN") == (
-        "BoxSup box vs WSSL box: +2.0 (paper +4.2); BoxSup semi vs DeepLab mask: -1.0 (paper -0.2); "
-        "BoxSup semi V+C vs WSSL mask V+C: +1.0 (paper +0.6); BoxSup+ vs BoxSup (scales): +1.0 (paper +2.1)")
-    assert paper.table4_verdict(t.iloc[:3], "FCN") == "BoxSup box vs WSSL box: +2.0 (paper +4.2)"
-    assert paper.table4_verdict(t, "+CRF") == paper.NO_TEST_LABELS  # no scores: server submissions
-
-
-def test_gain_verdicts_beat_and_do_not_beat():
-    t = pd.DataFrame({"FCN": [30.0, 33.5]}, index=["baseline", "pre-train on boxes + fine-tune"])
-    assert paper.table5_verdict(t, "FCN") == "pre-train on boxes + fine-tune beats baseline by +3.5 points (paper: +4.8)"
-    t["FCN"] = [30.0, 29.0]
-    assert paper.table5_verdict(t, "FCN").startswith("pre-train on boxes + fine-tune does not beat baseline by -1.0")
-    assert paper.gain_verdict(t, "FCN", "baseline", "pre-train on boxes + fine-tune", 1.0).endswith("(paper: +1.0)")
+    t4 = _per_seed(dict(zip(keys, [[66.0], [60.0], [62.0], [65.0], [70.0], [71.0], [72.0]])), "FCN")
+    v4 = paper.table4_verdict(t4, "FCN")
+    assert v4.startswith("BoxSup box > WSSL box: d = +2.0 (1 seed: noise not measured, paper +4.2): holds; ")
+    assert v4.endswith("BoxSup+ > BoxSup (scales): d = +1.0 (1 seed: noise not measured, paper +2.1): holds")
+    assert paper.table4_verdict(t4, "+CRF") == paper.NO_TEST_LABELS  # no scores: server submissions
+    t5 = _per_seed({"baseline": [30.0, 31.0], "pre-train on boxes + fine-tune": [33.5, 34.5]})
+    assert paper.table5_verdict(t5, "+CRF") == (
+        "box pre-training + fine-tune > baseline: d = +3.5 (2 SE 1.4, paper +4.8): holds")
 
 
 def test_headline_joins_multi_index_rows_and_skips_missing_scores():
     idx = pd.MultiIndex.from_tuples([("a", "1"), ("b", "2")])
     assert paper.headline(pd.DataFrame({"x": [1.0, np.nan]}, index=idx), "x") == {"a / 1": 1.0}
     assert paper.headline(pd.DataFrame({"x": [2.0]}, index=["r"]), "x") == {"r": 2.0}
+
+
+def test_aggregate_means_numbers_and_keeps_the_first_of_the_rest():
+    vals = [{"m": "x", "seed": 0, "+CRF": 60.0, "label IoU": 50.0, "submission": "a", "run": "r0"},
+            {"m": "x", "seed": 1, "+CRF": 64.0, "label IoU": 52.0, "submission": "b", "run": "r1"}]
+    row = paper.aggregate(vals, {"m": "x"})
+    assert row == {"m": "x", "+CRF": 62.0, "+CRF sd": pytest.approx(2 ** 1.5), "label IoU": 51.0,
+                   "submission": "a", "run": "r0"}
+    assert "+CRF sd" not in paper.aggregate(vals[:1], {"m": "x"})
 
 
 def test_fig3_verdict_needs_more_than_two_points_to_call_a_trend():
@@ -192,122 +237,111 @@ def test_figures_draw_plain_data():
             figures.fill_bars({"toy": {"disc": 0.7, "star": 0.3}}),
             figures.score_bars(table, ["FCN", "paper"]), figures.score_bars(table, ["FCN"], height=2.5),
             figures.estimated_masks(samples, {1: [label, label], 5: [label, label]}),
-            figures.pick_quality_curve(curves), figures.trimap_plot(trimap),
+            figures.pick_quality_curve(curves), figures.pick_quality_curve(curves, {"ceiling k=5": 70.0, "Eo-only k=1": None}),
+            figures.trimap_plot(trimap),
             figures.qualitative([s.image for s in samples], [s.mask for s in samples], {"box": [label, label]})]
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     plt.close("all")
 
 
-# --- the data functions rebuild the committed metrics from the same runs ----------------------------
-def _committed(name: str) -> dict:
-    path = REPORTS / f"{name}.metrics.json"
-    if not path.is_file():
-        pytest.skip(f"{path} is missing")
-    return json.loads(path.read_text())
-
-
-def _close(a, b, path="") -> None:
-    """Equal JSON, floats to 1e-9 relative (a score that went through "/ 100 then * 100" here)."""
-    if isinstance(a, float) or isinstance(b, float):
-        assert a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (path, a, b)
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), (path, list(a), b)
-        for k in a:
-            _close(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, list):
-        assert isinstance(b, list) and len(a) == len(b), (path, a, b)
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, (path, a, b)
-
-
-def _null_nan(obj):
-    """The committed files may hold NaN where the results layer now writes null."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _null_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_null_nan(v) for v in obj]
-    return obj
-
-
+# --- every data function on faked runs, with one and with three seeds --------------------------------
 @pytest.fixture
-def fake_runs(monkeypatch):
-    """``train_run`` returns the folder a config trains into (no training); evaluations return the
-    committed tables' scores of that folder under the requested protocol."""
-    scores: dict[tuple, float] = {}
-    for name in ("table1", "table2", "table3", "table4", "table5"):
-        for row in json.loads((REPORTS / f"{name}.metrics.json").read_text())["table"] if \
-                (REPORTS / f"{name}.metrics.json").is_file() else []:
-            split, scales = ("test", row["test scales"]) if name == "table4" else ("val", "1")
-            for col in ("FCN", "+CRF"):
-                key = (row["run"], split, scales, col)
-                assert scores.setdefault(key, row[col]) == row[col], f"two committed values for {key}"
-    extra = {}
-
+def fake_runs(monkeypatch, tmp_path):
+    """``train_run`` returns the folder a config trains into (no training); each protocol's score is a
+    fixed function of the run and its seed; label quality and CRF searches return fixed numbers."""
     def train_run(cfg, progress=True):
-        return Path(cfg.runs_dir) / cfg.run_name()
+        return tmp_path / "runs" / cfg.run_name()
 
-    def evaluate_run(run_dir, split=None, scales=(1.0,), *, crf=None, trimap_widths=None, progress=True):
-        if trimap_widths:
-            return extra["trimap"](Path(run_dir).name, crf)
-        key = (Path(run_dir).name, split or "val", " ".join(f"{s:g}" for s in scales), "+CRF" if crf else "FCN")
-        return {"mIoU": scores[key] / 100}
+    def score(out) -> float:
+        return 40 + int(out.name.rsplit("-", 1)[1], 16) % 2000 / 100
 
-    monkeypatch.setattr(paper, "train_run", train_run)
-    for mod in (paper, pf):
-        monkeypatch.setattr(mod, "evaluate_run", evaluate_run)
-    return extra
+    def crf_scores(out, split=None, scales=(1.0,), *, use_crf=True, progress=True):
+        base = score(out) + (len(scales) > 1) + (split == "test")
+        return {"FCN": base, **({"+CRF (DeepLab defaults)": base - 3, "+CRF": base + 1} if use_crf else {})}
+
+    tuned = {"best": {"pos_xy_std": 0.67, "bi_xy_std": 27.1, "bi_w": 4}, "split": "crfval", "images": 100,
+             "no_crf_mIoU": 0.5, "defaults_mIoU": 0.48, "best_mIoU": 0.52}
+    pool = {"abo": 0.78, "recall50": 0.95, "recall70": 0.7, "mean_candidates": 900.0, "eo_k1": 0.66, "eo_k5": 0.62,
+            "oracle_k1": 0.73, "oracle_k5": 0.68, "boxes": 405, "images": 200}
+    for name, fn in (("train_run", train_run), ("crf_scores", crf_scores), ("tune_crf", lambda out: tuned),
+                     ("tuned_crf", lambda out: paper.CRFParams()),
+                     ("box_mask_quality", lambda c, method, n: {"rect": 0.5, "grabcut": 0.69, "crfbox": 0.77}[method]),
+                     ("pool_quality", lambda c, n, t=None: pool),
+                     ("run_pick_quality", lambda out, n: {"miou": 0.6, "boxes": 405, "fallbacks": 0}),
+                     ("dedup_effect", lambda c, run, t, n: {"as stored": {**pool, "net_k1": 0.6},
+                                                            "dedup": {**pool, "mean_candidates": 500.0}})):
+        monkeypatch.setattr(paper, name, fn)
+    monkeypatch.setattr(pf, "crf_scores", crf_scores)
+    return tmp_path
+
+
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_tables_on_faked_runs(fake_runs, seeds, tmp_path):
+    cfg = paper.params_config(**NOTEBOOK_PARAMS)
+    results = {"table1": paper.table1(cfg, seeds=seeds), "table2": paper.table2(cfg, seeds),
+               "table3": paper.table3(cfg, 200, seeds), "table4": paper.table4(cfg, seeds=seeds),
+               "table5": paper.table5(cfg, seeds)}
+    rows = {"table1": 5, "table2": 5, "table3": 3, "table4": 7, "table5": 2}
+    for name, res in results.items():
+        assert len(res.table) == rows[name] and len(res.data["per_seed"]) == rows[name] * seeds, name
+        means = [c for c in res.table.columns if not c.endswith(" sd")]
+        assert means[:3] == ["FCN", "+CRF (DeepLab defaults)", "+CRF"], name
+        if seeds > 1:  # each score's spread beside it
+            assert list(res.table.columns[:6]) == [c for m in means[:3] for c in (m, m + " sd")], name
+        assert ("+CRF sd" in res.table) == (seeds > 1) and "paper" in res.table, name
+        assert set(res.data["per_seed"]["seed"]) == set(range(seeds)), name
+        assert res.headline == paper.headline(res.table, "+CRF") and res.verdict, name
+        assert len(res.data["crf"]) == len(res.runs) and res.records["verdict_rule"] == paper.VERDICT_RULE, name
+        m = _metrics(res, tmp_path)
+        assert len(m["per_seed"]) == rows[name] * seeds and len(m["crf"]) == len(res.runs), name
+        sds = res.table["+CRF sd"].dropna() if seeds > 1 else []
+        assert all(v >= 0 for v in sds)
+        if seeds > 1:
+            assert "(2 SE" in res.verdict
+        else:
+            assert "(1 seed: noise not measured" in res.verdict
+    t2 = results["table2"].table
+    assert t2.loc["rectangles", "label IoU"] == pytest.approx(50.0) and np.isnan(t2.loc["GrabCut", "ceiling k=1"])
+    assert t2.loc["ours (top-5 sampling)", "label IoU"] == pytest.approx(60.0)
+    assert t2.loc["ours (top-5 sampling)", "ceiling k=5"] == pytest.approx(68.0)
+    t3 = results["table3"]
+    assert t3.table.loc["GOP (ours)", "ABO"] == pytest.approx(78.0)
+    assert list(t3.data["dedup"].columns)[:2] == ["candidates / image", "ABO"] and len(t3.data["dedup"]) == 6
+    assert t3.data["dedup"]["network k=1"].iloc[0] == pytest.approx(60.0)
+    # a run needed by two tables is the same folder (Table 1's box row is Table 2's "ours")
+    assert set(results["table1"].runs) & set(results["table2"].runs)
+    assert len(results["table2"].runs) == 5 * seeds
+
+
+def test_use_crf_false_has_only_the_plain_network(fake_runs):
+    cfg = paper.params_config(**{**NOTEBOOK_PARAMS, "use_crf": False})
+    res = paper.table2(cfg, 2)
+    assert "+CRF" not in res.table and "+CRF sd" not in res.table and "FCN sd" in res.table and res.data["crf"].empty
+    assert paper.score_column(cfg) == "FCN" and res.headline == paper.headline(res.table, "FCN")
+
+
+def test_figures_on_faked_runs(fake_runs, monkeypatch):
+    cfg = paper.params_config(**NOTEBOOK_PARAMS)
+    pick = {1: 49.8, 5: 47.0, 15: 50.2}
+    log = [{"epoch": e, "pick_mIoU": v / 100} for e, v in pick.items()]
+    monkeypatch.setattr(pf, "use_run", lambda used, c, progress: paper.train_run(c))
+    monkeypatch.setattr(pf, "read_log", lambda out: log)
+    monkeypatch.setattr(pf, "snapshot_epochs", lambda out, wanted: sorted({e for e in wanted if e in pick} | {max(pick)}))
+    monkeypatch.setattr(pf, "load_snapshot", lambda out, e: {i: np.zeros((4, 4), np.uint8) for i in range(4)})
+    monkeypatch.setattr(pf, "load_dataset", lambda *a, **k: [_sample(i) for i in range(8)])
+    monkeypatch.setattr(pf, "pool_quality", lambda c, n: {"eo_k1": 0.66, "eo_k5": 0.62, "oracle_k1": 0.73,
+                                                          "oracle_k5": None})
+    monkeypatch.setattr(pf, "run_pick_quality", lambda out, n: {"miou": 0.6 if "k5" in out.name else 0.64})
+    res = pf.fig3(cfg, [1, 5, 20])
+    assert len(res.data["samples"]) == 4 and list(res.data["labels"]) == [1, 5, 15]
+    assert res.data["levels"]["final picks k=5"] == pytest.approx(60.0) and np.isnan(res.data["levels"]["ceiling k=5"])
+    assert "final picks k=1 64.0 vs Eo-only 66.0 and ceiling 73.0" in res.verdict
+    monkeypatch.setattr(pf, "predict_run", lambda out, idx, crf=None: [np.zeros((16, 16), np.uint8) for _ in idx])
+    monkeypatch.setattr(pf, "crf_params", lambda c, out: None)
+    res = pf.fig5(cfg, [0, 1, 2, 3, 4, 5, 100])
+    assert len(res.data["images"]) == 6 and set(res.headline) == {"box", "mask", "semi"}
 
 
 def _metrics(res: paper.Result, tmp_path: Path) -> dict:
     report.write_metrics(tmp_path / "m.json", res)
     return json.loads((tmp_path / "m.json").read_text())
-
-
-def test_tables_rebuild_the_committed_metrics(fake_runs, monkeypatch, tmp_path):
-    t2 = {r["run"]: r["training-mask IoU vs truth"] for r in _committed("table2")["table"]}
-    t3 = {r["proposals"]: r for r in _committed("table3")["table"]}
-    picks = {r["run"]: r["final pick IoU"] for r in t3.values()}  # BoxSup's last picks, k=1 from Table 2
-    monkeypatch.setattr(paper, "final_pick_quality", lambda out: picks[out.name] if out.name in picks else t2[out.name] / 100)
-    monkeypatch.setattr(paper, "box_mask_quality", lambda c, method: t2[c.run_name()] / 100)
-    by_method = {"mcg-ours": "MCG (ours)", "ss": "Selective Search (ours)", "gop-ours": "GOP (ours)"}
-    monkeypatch.setattr(paper, "proposal_quality", lambda c, max_images: {
-        "abo": t3[by_method[c.proposals]]["ABO"], "recall50": t3[by_method[c.proposals]]["recall@0.5"],
-        "recall70": t3[by_method[c.proposals]]["recall@0.7"],
-        "mean_candidates": t3[by_method[c.proposals]]["candidates / image"]})
-    cfg = paper.params_config(**NOTEBOOK_PARAMS)
-    for name, res in (("table1", paper.table1(cfg)), ("table2", paper.table2(cfg)),
-                      ("table3", paper.table3(cfg, 200)), ("table4", paper.table4(cfg)),
-                      ("table5", paper.table5(cfg))):
-        _close(_metrics(res, tmp_path), _null_nan(_committed(name)), name)
-
-
-def test_figures_rebuild_the_committed_metrics(fake_runs, monkeypatch, tmp_path):
-    cfg = paper.params_config(**NOTEBOOK_PARAMS)
-    # Figure 3: the box run's log as committed
-    pick = {int(e): v for e, v in _committed("fig3")["pick_iou"].items()}
-    log = [{"epoch": e, "pick_mIoU": v / 100} for e, v in pick.items()]
-    monkeypatch.setattr(pf, "read_log", lambda out: log)
-    monkeypatch.setattr(pf, "snapshot_epochs", lambda out, wanted: sorted({e for e in wanted if e in pick} | {max(pick)}))
-    monkeypatch.setattr(pf, "load_snapshot", lambda out, e: {i: np.zeros((4, 4), np.uint8) for i in range(4)})
-    monkeypatch.setattr(pf, "load_dataset", lambda *a, **k: [_sample(i) for i in range(8)])
-    res = pf.fig3(cfg, [1, 5, 20])
-    assert len(res.data["samples"]) == 4 and list(res.data["labels"]) == [1, 5, 15]
-    _close(_metrics(res, tmp_path), _committed("fig3"), "fig3")
-    # Figure 4: trimap mIoUs whose differences are the committed gains
-    gain = {g["band_width"]: g for g in _committed("fig4")["gain"]}
-
-    def trimap(run, crf):
-        plus = "extra-boxes" in run
-        return {"trimap": [{"band_width": w, "region": r, "method": "", "mIoU": 0.5 + (g[r] / 100 if plus else 0)}
-                           for w, g in gain.items() for r in ("boundary", "interior")]}
-    fake_runs["trimap"] = trimap
-    _close(_metrics(pf.fig4(cfg, [1, 2, 4, 8, 12, 16]), tmp_path), _committed("fig4"), "fig4")
-    # Figure 5: predictions are drawn, scores are the runs' val +CRF
-    monkeypatch.setattr(pf, "predict_run", lambda out, idx, crf=None: [np.zeros((16, 16), np.uint8) for _ in idx])
-    res = pf.fig5(cfg, [0, 1, 2, 3, 4, 5, 100])
-    assert len(res.data["images"]) == 6 and all(len(p) == 6 for p in res.data["predictions"].values())
-    _close(_metrics(res, tmp_path), _committed("fig5"), "fig5")

@@ -9,7 +9,8 @@ import torch
 from boxsup.config import Config
 from boxsup.data.synthetic import THINGS, ToySpec, ensure_toy
 
-TINY = ToySpec(train=8, extra=6, val=4, test=4, context_train=4, context_val=3, imagenet=40)
+TINY = ToySpec(train=8, extra=6, val=4, test=4, context_train=4, context_val=3, imagenet=40, crfval=4,
+               context_crfval=3)
 
 
 @pytest.fixture(scope="module")

@@ -185,3 +185,18 @@ def test_device_costs_give_the_same_picks_as_the_numpy_path(er_norm, kind):
         pa = rl.select(logp, boxes, labels, cand, cb, k, 3.0, np.random.default_rng(0), er_norm)
         pb = rl.select(torch.from_numpy(logp), boxes, labels, cand, cb, k, 3.0, np.random.default_rng(0), er_norm)
         assert np.array_equal(pa.index, pb.index)
+
+
+def test_pick_iou_leaves_the_ignore_rim_out_like_the_label_metric():
+    from boxsup.label_quality import label_ious
+
+    g = np.zeros((1, 4, 4), bool)
+    g[0, 1:3, 1:3] = True                         # 4 object pixels
+    ignore = np.zeros((4, 4), bool)
+    ignore[0, :] = True                           # a 255 rim on the top row
+    cand = np.zeros((1, 4, 4), bool)
+    cand[0, 0:3, 1:3] = True                      # the object plus 2 rim pixels
+    plain = rl.pick_iou(rl.masks_to_sparse(cand), np.array([0]), g)
+    fair = rl.pick_iou(rl.masks_to_sparse(cand), np.array([0]), g, ignore)
+    assert plain[0] == pytest.approx(4 / 6) and fair[0] == pytest.approx(1.0)
+    assert fair[0] == pytest.approx(label_ious(cand, g, ignore)[0])

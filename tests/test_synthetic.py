@@ -98,3 +98,72 @@ def test_two_processes_generating_one_root_both_get_the_benchmark(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert [o[0].strip() for o in outs] == ["6", "6"]
+
+
+# --- the CRF hold-out split ------------------------------------------------------------------------
+# the generator as it was before the crfval split existed (benchmark VERSION 7, same as now)
+BEFORE_CRFVAL = "4f2116e"
+HOLDOUT = ToySpec(train=5, extra=3, val=3, test=2, context_train=2, context_val=2, imagenet=12, crfval=4,
+                  context_crfval=3)
+
+
+def _old_generator(tmp_path):
+    """The generator module at ``BEFORE_CRFVAL``, imported as a sibling of today's (same imports)."""
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        src = subprocess.run(["git", "show", f"{BEFORE_CRFVAL}:boxsup/data/synthetic.py"], cwd=repo, check=True,
+                             capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"git history with commit {BEFORE_CRFVAL} is not available")
+    path = tmp_path / "synthetic_before.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("boxsup.data._synthetic_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        del sys.modules[spec.name]
+    return mod
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != "toy.json" and not p.name.startswith(".lock")}
+
+
+def test_crfval_split_exists_and_every_other_file_is_byte_identical_to_before(tmp_path):
+    old = _old_generator(tmp_path)
+    from dataclasses import asdict
+    before_spec = old.ToySpec(**{k: v for k, v in asdict(HOLDOUT).items() if k not in ("crfval", "context_crfval")})
+    before = _files(old.ensure_toy(tmp_path / "before", before_spec))
+    now = _files(ensure_toy(tmp_path / "now", HOLDOUT))
+    added = set(now) - set(before)
+    assert added and all("crfval" in f for f in added)
+    assert not set(before) - set(now)
+    assert all(now[f] == before[f] for f in before), [f for f in before if now[f] != before[f]]
+    assert len(load_dataset("toy", "crfval", tmp_path / "now")) == 4
+    assert len(load_dataset("toy-context", "crfval", tmp_path / "now")) == 3
+    val = {s.image_id for s in load_dataset("toy", "val", tmp_path / "now")}
+    assert val and not val & {s.image_id for s in load_dataset("toy", "crfval", tmp_path / "now")}
+
+
+def test_crfval_is_added_to_a_benchmark_made_before_it(tmp_path):
+    import shutil
+
+    made = ensure_toy(tmp_path / "fresh", HOLDOUT)
+    old = tmp_path / "old"
+    shutil.copytree(made, old)
+    marker = json.loads((old / "toy.json").read_text())
+    marker.pop("crfval")  # what a benchmark generated before the hold-out split looks like
+    (old / "toy.json").write_text(json.dumps(marker))
+    for p in old.rglob("*crfval*"):
+        p.unlink()
+    ensure_toy(old, HOLDOUT)
+    assert _files(old) == _files(made)
+    assert json.loads((old / "toy.json").read_text())["crfval"] == {"crfval": 4, "context_crfval": 3}

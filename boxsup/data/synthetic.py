@@ -6,7 +6,8 @@ are random per object); backgrounds are cluttered textures with unlabelled distr
 the same texture families; objects occlude each other and vary in size, aspect and rotation.
 
 It is written to disk in the real formats and read back by the real loaders:
-``<root>/VOCdevkit/TOY`` (VOC devkit layout: train/val/test with masks), ``<root>/toy_coco``
+``<root>/VOCdevkit/TOY`` (VOC devkit layout: train/val/test with masks, and ``crfval``: held-out
+images the dense CRF's parameters are chosen on), ``<root>/toy_coco``
 (COCO instances json with RLE for the boxes-only ``extra`` split, which plays COCO) and
 ``<root>/VOCdevkit/TOYCTX`` (the PASCAL-Context layout: labelled stuff regions behind the objects)
 and ``<root>/toy_imagenet`` (ImageNet's folder-per-class layout, one object per image, class labels
@@ -29,9 +30,8 @@ from tqdm.auto import tqdm
 from ..atomic import locked, read_json, write_json, write_text
 from .boxes import tight_box
 from .sample import IGNORE, write_jpeg, write_palette_png
+from .toy_render import STUFF, THINGS, render
 
-THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
-STUFF = ("sand", "water", "brick", "foliage")
 TOY_CLASSES = ("background",) + THINGS
 CONTEXT_CLASSES = ("background",) + THINGS + STUFF
 VERSION = 7  # bump when the generator changes so cached data is regenerated
@@ -50,248 +50,15 @@ class ToySpec:
     imagenet: int = 1200  # one object per image, class label only: plays ImageNet for pre-training
     max_objects: int = 3
     border: int = 1  # width of the 255 band around object boundaries, as in VOC's label maps
+    # held-out images for choosing the dense CRF's parameters (never scored): drawn from their own
+    # random streams after everything else, so adding them changed no other image (no VERSION bump)
+    crfval: int = 100
+    context_crfval: int = 60
 
 
-# --- shapes: a boolean mask of each shape in unit coordinates (u, v) in [-1, 1]^2 -----------------
-
-def _shape(kind: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    r = np.hypot(u, v)
-    if kind in ("disc", "ellipse"):
-        return r <= 1
-    if kind == "triangle":
-        return (v <= 1) & (v >= -1) & (np.abs(u) <= (v + 1) / 2)
-    if kind == "star":
-        t = np.arctan2(v, u) + np.pi / 2
-        inner = rng.uniform(0.35, 0.45)
-        k = (np.mod(t, 2 * np.pi / 5) / (2 * np.pi / 5))  # 0..1 within one spike
-        rad = inner + (1 - inner) * np.abs(1 - 2 * k) ** 1.6
-        return r <= rad
-    if kind == "ring":
-        return (r <= 1) & (r >= rng.uniform(0.5, 0.65))
-    if kind == "crescent":
-        off, rr = rng.uniform(0.35, 0.55), rng.uniform(0.8, 0.95)
-        return (r <= 1) & (np.hypot(u - off, v + 0.1) > rr)
-    if kind == "cross":
-        w = rng.uniform(0.16, 0.26)
-        return ((np.abs(u) <= w) | (np.abs(v) <= w)) & (np.abs(u) <= 1) & (np.abs(v) <= 1)
-    if kind == "square":
-        return (np.abs(u) <= 1) & (np.abs(v) <= 1)
-    if kind == "bar":
-        return (np.abs(u) <= 1) & (np.abs(v) <= 0.3)
-    if kind == "blob":
-        t = np.arctan2(v, u)
-        a = rng.uniform(0.1, 0.3, 3)
-        ph = rng.uniform(0, 2 * np.pi, 3)
-        rad = 0.75 + sum(a[i] * np.sin((i + 2) * t + ph[i]) for i in range(3))
-        return r <= rad
-    raise ValueError(kind)
-
-
-DISTRACTORS = ("square", "ellipse", "bar", "blob")
-
-
-def _place(kind: str, cy: float, cx: float, ry: float, rx: float, angle: float, yy, xx, rng) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    dy, dx = yy - cy, xx - cx
-    u = (c * dx + s * dy) / rx
-    v = (-s * dx + c * dy) / ry
-    return _shape(kind, u, v, rng)
-
-
-# --- textures: a field t in [0, 1]; colour = mix of two random colours by t ---------------------
-
-def _smooth_noise(rng, h: int, w: int, cell: int) -> np.ndarray:
-    small = rng.random((max(2, h // cell + 2), max(2, w // cell + 2))).astype(np.float32)
-    big = cv2.resize(small, (w + 2 * cell, h + 2 * cell), interpolation=cv2.INTER_CUBIC)
-    return np.clip(big[cell:cell + h, cell:cell + w], 0, 1)
-
-
-def _texture(family: int, yy, xx, rng) -> np.ndarray:
-    h, w = yy.shape
-    if family == 0:    # near-horizontal stripes
-        a, p = rng.uniform(-0.35, 0.35), rng.uniform(4, 6)
-        return 0.5 + 0.5 * np.sin(2 * np.pi * (np.cos(a) * yy + np.sin(a) * xx) / p)
-    if family == 1:    # checkerboard
-        p = rng.uniform(4, 7)
-        return ((np.floor(yy / p) + np.floor(xx / p)) % 2).astype(np.float32)
-    if family == 2:    # dots
-        p = rng.uniform(5, 7)
-        return (np.hypot((yy % p) - p / 2, (xx % p) - p / 2) < p / 3.2).astype(np.float32)
-    if family == 3:    # diagonal stripes
-        a, p = rng.choice([-1, 1]) * rng.uniform(0.6, 1.0), rng.uniform(3, 5)
-        return (np.sin(2 * np.pi * (np.cos(a) * yy + np.sin(a) * xx) / p) > 0).astype(np.float32)
-    if family == 4:    # blotches
-        return (_smooth_noise(rng, h, w, 5) > 0.5).astype(np.float32)
-    if family == 5:    # grid lines
-        p = rng.uniform(5, 8)
-        return (((yy % p) < 1.5) | ((xx % p) < 1.5)).astype(np.float32)
-    if family == 6:    # plain with a little shading
-        return _smooth_noise(rng, h, w, 24) * 0.3
-    if family == 7:    # fine noise
-        return rng.random((h, w)).astype(np.float32)
-    if family == 8:    # wavy lines
-        p, a = rng.uniform(6, 10), rng.uniform(2, 5)
-        return 0.5 + 0.5 * np.sin(2 * np.pi * (yy + a * np.sin(2 * np.pi * xx / rng.uniform(15, 30))) / p)
-    if family == 9:    # large speckles
-        return (_smooth_noise(rng, h, w, 3) > 0.6).astype(np.float32)
-    if family == 10:   # bricks (context stuff only)
-        p = rng.uniform(6, 9)
-        row = np.floor(yy / p)
-        return (((yy % p) < 1.5) | (((xx + (row % 2) * p) % (2 * p)) < 1.5)).astype(np.float32)
-    raise ValueError(family)
-
-
-# Object classes wear families 0-5 (class c -> family c). Backgrounds and most distractors wear the
-# other families; a share of distractors wear a class family on a non-class shape, so that texture
-# alone never settles the class and shape has to be learned too.
-BACKGROUND_FAMILIES = (6, 7, 8, 9)
-CONFUSER_SHARE = 0.2
-
-
-PALETTE_SHARE = 0.8  # share of regions whose base colour comes from the image's small palette
-OBJECT_CONTRAST = (0.45, 0.85)   # lightness difference of an object's two texture colours
-CLUTTER_CONTRAST = (0.3, 0.8)
-IN_BOX_CLUTTER = 1.0   # chance, per object, of one more distractor centred inside its box
-OBJECT_LOOKS_LIKE_SURROUNDINGS = 0.8  # chance that an object's base colour is its surroundings'
-SHADING = 0.3          # amplitude of a smooth multiplicative illumination field
-
-
-def _colours(rng, contrast: float, palette: np.ndarray | None = None, base: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
-    # a base colour, and a second colour that differs mostly in lightness (as real textures do).
-    # Most base colours come from a palette shared by the whole image, so objects and background
-    # overlap in colour (as in photos), and colour models such as GrabCut's cannot separate them
-    # for free; texture and shape still tell them apart.
-    if base is not None:
-        c0 = np.clip(base + rng.normal(0, 6, 3), 0, 255)
-    elif palette is not None and rng.random() < PALETTE_SHARE:
-        c0 = np.clip(palette[rng.integers(len(palette))] + rng.normal(0, 12, 3), 0, 255)
-    else:
-        c0 = rng.uniform(0, 255, 3)
-    direction = np.ones(3) + 0.5 * rng.normal(size=3)
-    direction *= rng.choice([-1, 1])
-    c1 = c0 + contrast * 255 * direction / np.linalg.norm(direction) * np.sqrt(3) / 2
-    if c1.min() < 0 or c1.max() > 255:  # keep the contrast: move the pair inside the cube instead
-        shift = np.clip(-c1.min(), 0, None) - np.clip(c1.max() - 255, 0, None)
-        c0, c1 = np.clip(c0 + shift, 0, 255), np.clip(c1 + shift, 0, 255)
-    return c0.astype(np.float32), c1.astype(np.float32)
-
-
-def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast: float,
-           palette: np.ndarray | None = None, base: np.ndarray | None = None) -> None:
-    t = _texture(family, yy, xx, rng)
-    c0, c1 = _colours(rng, contrast, palette, base)
-    col = c0 + t[..., None] * (c1 - c0)
-    img[mask] = col[mask]
-
-
-def _background(rng, yy, xx, palette) -> np.ndarray:
-    h, w = yy.shape
-    img = np.empty((h, w, 3), np.float32)
-    _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35), palette)
-    # a few large low-contrast patches of other textures: clutter without object shapes
-    for _ in range(rng.integers(1, 4)):
-        patch = _smooth_noise(rng, h, w, int(rng.integers(14, 30))) > rng.uniform(0.55, 0.7)
-        _paint(img, patch, int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(0.1, 0.35), palette)
-    return img
-
-
-def _stuff_map(rng, yy, xx, n_stuff: int) -> np.ndarray:
-    """Voronoi cells with wobbly borders, each a stuff class (or unlabelled 0)."""
-    h, w = yy.shape
-    k = int(rng.integers(2, 5))
-    seeds = rng.uniform(0, [h, w], size=(k, 2))
-    wob_y = (_smooth_noise(rng, h, w, 16) - 0.5) * 20
-    wob_x = (_smooth_noise(rng, h, w, 16) - 0.5) * 20
-    d = (yy[None] + wob_y - seeds[:, 0, None, None]) ** 2 + (xx[None] + wob_x - seeds[:, 1, None, None]) ** 2
-    cell = d.argmin(0)
-    classes = rng.integers(0, n_stuff + 1, size=k)  # 0 = unlabelled stuff
-    return classes[cell]
-
-
-def render(rng: np.random.Generator, spec: ToySpec, context: bool = False
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """One image: (RGB uint8, class map with 255 borders, instance map with 255 borders, labels)."""
-    s = spec.size
-    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
-    label = np.zeros((s, s), np.uint8)
-    palette = rng.uniform(30, 225, (int(rng.integers(2, 4)), 3))
-    if context:
-        stuff = _stuff_map(rng, yy, xx, len(STUFF))
-        img = np.empty((s, s, 3), np.float32)
-        for k in np.unique(stuff):
-            # each stuff class has its own texture family, so it can be recognised
-            fam = 7 if k == 0 else (6, 8, 9, 10)[int(k) - 1]  # stuff classes wear their own families
-            _paint(img, stuff == k, fam, yy, xx, rng, rng.uniform(0.2, 0.5), palette)
-            if k > 0:
-                label[stuff == k] = len(THINGS) + k
-    else:
-        img = _background(rng, yy, xx, palette)
-    # Object geometry first, so that clutter can be placed where the boxes are (as in photos,
-    # where the box around an object also holds other things that look like it).
-    objects: list[tuple[int, np.ndarray]] = []
-    taken = np.zeros((s, s), np.int32)
-    for _ in range(int(rng.integers(1, spec.max_objects + 1))):
-        c = int(rng.integers(len(THINGS)))
-        for _try in range(10):
-            r = rng.uniform(0.12, 0.3) * s
-            ry, rx = r * rng.uniform(0.7, 1.3), r * rng.uniform(0.7, 1.3)
-            cy, cx = rng.uniform(0.2 * s, 0.8 * s), rng.uniform(0.2 * s, 0.8 * s)
-            m = _place(THINGS[c], cy, cx, ry, rx, rng.uniform(-0.5, 0.5) + (c == 5) * rng.uniform(0, 0.8),
-                       yy, xx, rng)
-            # keep each earlier object mostly visible (occlusion, not obliteration)
-            ok = m.sum() >= 40 and all(((taken == j + 1) & ~m).sum() >= 0.6 * (taken == j + 1).sum()
-                                       for j in range(len(objects)))
-            if ok:
-                break
-        else:
-            continue
-        objects.append((c, m))
-        taken[m] = len(objects)
-    n_free = int(rng.integers(1, 4))
-    in_box = [j for j in range(len(objects)) if rng.random() < IN_BOX_CLUTTER]
-    for d in range(n_free + len(in_box)):  # unlabelled distractors in the same texture families
-        kind = DISTRACTORS[rng.integers(len(DISTRACTORS))]
-        r = rng.uniform(0.06, 0.2) * s
-        if d >= n_free:  # centred inside an object's box
-            ys, xs = np.nonzero(objects[in_box[d - n_free]][1])
-            cy, cx = rng.uniform(ys.min(), ys.max() + 1), rng.uniform(xs.min(), xs.max() + 1)
-        else:
-            cy, cx = rng.uniform(0, s), rng.uniform(0, s)
-        m = _place(kind, cy, cx, r * rng.uniform(0.6, 1.4), r, rng.uniform(0, np.pi), yy, xx, rng)
-        fam = int(rng.integers(0, 6)) if rng.random() < CONFUSER_SHARE else int(rng.choice(BACKGROUND_FAMILIES))
-        _paint(img, m, fam, yy, xx, rng, rng.uniform(*CLUTTER_CONTRAST), palette)
-        label[m] = 0
-    inst = np.zeros((s, s), np.uint8)
-    labels: list[int] = []
-    for c, m in objects:
-        base = None
-        if rng.random() < OBJECT_LOOKS_LIKE_SURROUNDINGS:
-            # one of the object's two colours is the colour just outside it (a brown horse on
-            # brown ground): colour models such as GrabCut's and the CRF's cut such objects apart
-            ring = (cv2.dilate(m.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & ~m
-            ys, xs = np.nonzero(ring)
-            k = int(rng.integers(len(ys)))
-            base = img[ys[k], xs[k]].copy()
-        _paint(img, m, c, yy, xx, rng, rng.uniform(*OBJECT_CONTRAST), palette, base)
-        labels.append(c + 1)
-        inst[m] = len(labels)
-        label[m] = c + 1
-    if SHADING:  # smooth illumination across the image: colour alone stops being a clean cue
-        img *= (1 - SHADING / 2 + SHADING * _smooth_noise(rng, s, s, 40))[..., None]
-    img = cv2.GaussianBlur(img, (0, 0), 0.6)
-    img += rng.normal(0, 4, img.shape).astype(np.float32)
-    if spec.border:
-        edges = np.zeros((s, s), bool)
-        for a in (label, inst):
-            edges[:, 1:] |= a[:, 1:] != a[:, :-1]
-            edges[1:, :] |= a[1:, :] != a[:-1, :]
-        band = cv2.dilate(edges.astype(np.uint8), np.ones((spec.border + 1,) * 2, np.uint8)) > 0
-        label = label.copy()
-        label[band] = IGNORE
-        inst = inst.copy()
-        inst[band & (inst > 0)] = IGNORE
-    return np.clip(img, 0, 255).astype(np.uint8), label, inst, labels
+# the CRF hold-out splits' own streams: np.random.default_rng([seed, stream])
+CRFVAL_STREAMS = {"TOY": 1012, "TOYCTX": 1013}
+CRFVAL_FIELDS = ("crfval", "context_crfval")
 
 
 def _boxes_from_instances(inst: np.ndarray, n: int) -> list[np.ndarray]:
@@ -369,8 +136,11 @@ def _write_imagenet_split(root: Path, n: int, rng, spec: ToySpec) -> None:
 
 
 def default_data_root(data_root: str | os.PathLike | None = None) -> Path:
-    """``data_root`` argument, else ``$BOXSUP_DATA``, else ``./data``."""
-    return Path(data_root or os.environ.get("BOXSUP_DATA") or "data").expanduser()
+    """``data_root`` argument, else ``$BOXSUP_DATA``, else ``<project root>/data``; a relative
+    path is read against the project root, whatever the working folder (``data.paths``)."""
+    from .paths import from_root  # local: only this function of the generator needs it
+
+    return from_root(data_root or os.environ.get("BOXSUP_DATA") or "data")
 
 
 def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None = None) -> Path:
@@ -383,19 +153,55 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None 
     A second process asking for the same root waits for the first one's benchmark. Returns the root.
     """
     root = default_data_root(data_root)
-    if _present(root, spec):
+    if _present(root, spec) and _crfval_present(root, spec):
         return root
     with locked(root, ".lock-toy"):
         if not _present(root, spec):
             _generate(root, spec or ToySpec())
+        elif not _crfval_present(root, spec):  # a benchmark made before the CRF hold-out existed
+            _add_crfval(root, spec or _found_spec(root))
     return root
 
 
+def _core(stamp: dict) -> dict:
+    return {k: v for k, v in stamp.items() if k not in CRFVAL_FIELDS}
+
+
+def _found_spec(root: Path) -> ToySpec:
+    found = read_json(root / "toy.json")["spec"]
+    return ToySpec(**{k: v for k, v in found.items() if k in ToySpec.__dataclass_fields__})
+
+
 def _present(root: Path, spec: ToySpec | None) -> bool:
-    """Whether ``root`` holds a complete benchmark of this version (and of ``spec``, if given)."""
+    """Whether ``root`` holds a complete benchmark of this version (and of ``spec``, if given;
+    the CRF hold-out splits are checked by ``_crfval_present``)."""
     found = read_json(root / "toy.json")
     found = found.get("spec", {}) if isinstance(found, dict) else {}
-    return found.get("version") == VERSION and (spec is None or found == {"version": VERSION, **asdict(spec)})
+    return found.get("version") == VERSION and (
+        spec is None or _core(found) == _core({"version": VERSION, **asdict(spec)}))
+
+
+def _crfval_present(root: Path, spec: ToySpec | None) -> bool:
+    found = read_json(root / "toy.json")
+    got = found.get("crfval") if isinstance(found, dict) else None
+    return got is not None and (spec is None or got == {k: getattr(spec, k) for k in CRFVAL_FIELDS})
+
+
+def _write_crfval(root: Path, spec: ToySpec) -> None:
+    """The ``crfval`` splits of TOY and TOYCTX under ``root`` (a benchmark folder or the work folder)."""
+    for tree, n, context, classes, mask_dir, image_set in (
+            ("TOY", spec.crfval, False, TOY_CLASSES, "SegmentationClass", "Segmentation"),
+            ("TOYCTX", spec.context_crfval, True, CONTEXT_CLASSES, "SegmentationClassContext", "SegmentationContext")):
+        rng = np.random.default_rng([spec.seed, CRFVAL_STREAMS[tree]])
+        _write_voc_split(root / "VOCdevkit" / tree, "crfval", n, rng, spec, context, classes, mask_dir, image_set)
+
+
+def _add_crfval(root: Path, spec: ToySpec) -> None:
+    """Add the CRF hold-out splits to an existing benchmark: new files only (``crfval_*``, the split
+    lists written after their images), then the marker."""
+    _write_crfval(root, spec)
+    marker = read_json(root / "toy.json")
+    write_json(root / "toy.json", {**marker, "crfval": {k: getattr(spec, k) for k in CRFVAL_FIELDS}})
 
 
 def _generate(root: Path, spec: ToySpec) -> None:
@@ -420,6 +226,7 @@ def _generate(root: Path, spec: ToySpec) -> None:
                          "SegmentationContext")
     (ctx / "classes.txt").write_text("\n".join(CONTEXT_CLASSES) + "\n")
     _write_imagenet_split(work / "toy_imagenet", spec.imagenet, rng, spec)
+    _write_crfval(work, spec)  # last, from its own streams: the splits above do not depend on it
     for stale in (root / "proposals").glob("toy*"):
         shutil.rmtree(stale, ignore_errors=True)
     for stale in (root / "pretrained").glob("toy*"):
@@ -431,4 +238,5 @@ def _generate(root: Path, spec: ToySpec) -> None:
         os.replace(work / sub, dst)
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    write_json(marker, {"spec": stamp, "seconds": round(seconds, 2)})
+    write_json(marker, {"spec": stamp, "seconds": round(seconds, 2),
+                        "crfval": {k: getattr(spec, k) for k in CRFVAL_FIELDS}})
