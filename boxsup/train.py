@@ -148,10 +148,10 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
     torch.manual_seed(cfg.seed)  # the classifier's initialisation
     images = TrainingImages(cfg)
     model = build_model(cfg.arch, len(images.classes), cfg.pretrained, cfg.data_root)
-    start = describe_start(cfg.arch, cfg.pretrained, cfg.data_root)
+    origin = describe_start(cfg.arch, cfg.pretrained, cfg.data_root)  # what the weights start from
     if cfg.init_from:
         init_from_run(model, cfg.init_from, len(images.classes))
-        start["init_from"] = str(cfg.init_from)
+        origin["init_from"] = str(cfg.init_from)
     model.to(device).to(memory_format=torch.channels_last)  # faster convolutions on CPUs and GPUs alike
     net = model  # what relabel and checkpoints use; DDP only wraps the training step
     if world > 1:
@@ -209,7 +209,7 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
         run_bar.update()
         runs.save_checkpoint(out, {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                                   "picks": images.picks, "config": cfg.to_dict(), "log": log, "start": start})
+                                   "picks": images.picks, "config": cfg.to_dict(), "log": log, "start": origin})
         done += 1
         if stop_after is not None and done >= stop_after and epoch + 1 < cfg.epochs:
             break
