@@ -129,3 +129,20 @@ def test_near_duplicates_keep_the_better_ranked_twin():
     assert near_duplicates(cand, 0.8).tolist() == [True, True, False, False]
     with pytest.raises(ValueError, match="threshold"):
         near_duplicates(cand, 0.0)
+
+
+def test_pairwise_iou_from_atoms_equals_the_rle_one(tmp_path):
+    from boxsup.proposals.dedup import pairwise_iou
+    from boxsup.proposals.segments import Segments
+    from boxsup.proposals.store import ProposalStore
+
+    rng = np.random.default_rng(0)
+    atoms = ((np.arange(24)[:, None] // 4) * 8 + np.arange(30)[None, :] // 4).astype(np.int32)
+    member = rng.random((40, atoms.max() + 1)) < 0.15
+    member[~member.any(1), 0] = True
+    st = ProposalStore(tmp_path)
+    st.save("a", Segments(atoms, member))
+    cand = st.load("a")
+    by_atoms = pairwise_iou(cand)
+    cand.segments = None
+    np.testing.assert_allclose(by_atoms, pairwise_iou(cand), rtol=0, atol=1e-12)

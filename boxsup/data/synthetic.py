@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import locked, read_json, write_json, write_text
 from .boxes import tight_box
+from .paths import from_root
 from .sample import IGNORE, write_jpeg, write_palette_png
 from .toy_render import STUFF, THINGS, render
 
@@ -138,8 +139,6 @@ def _write_imagenet_split(root: Path, n: int, rng, spec: ToySpec) -> None:
 def default_data_root(data_root: str | os.PathLike | None = None) -> Path:
     """``data_root`` argument, else ``$BOXSUP_DATA``, else ``<project root>/data``; a relative
     path is read against the project root, whatever the working folder (``data.paths``)."""
-    from .paths import from_root  # local: only this function of the generator needs it
-
     return from_root(data_root or os.environ.get("BOXSUP_DATA") or "data")
 
 
