@@ -112,6 +112,7 @@ def render_html(executed: Path, html_path: Path) -> None:
             cell.metadata.setdefault("transient", {})["remove_source"] = True
         if cell.cell_type == "code":  # progress bars and warnings (stderr) are not results
             cell.outputs = [o for o in cell.outputs if not _is_progress(o)]
+    nb.metadata.pop("widgets", None)  # widget state makes nbconvert load a widget manager from the web
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb)
     body = _EXTERNAL_LINK.sub("", _EXTERNAL_SCRIPT.sub("", body))
