@@ -195,6 +195,8 @@ class Config:
         """Hash of everything that changes what the run learns (not where it runs or is stored)."""
         d = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_KEY}
         d["toy_version"] = TOY_VERSION  # a regenerated benchmark invalidates cached toy runs
+        if self.init_from:  # the run started from is named by its folder (name-hash), not where it lies
+            d["init_from"] = Path(self.init_from).name
         if not self.uses_proposals:  # k, lam and the proposal method do not matter then
             for k in ("k", "lam", "proposals", "er_norm"):
                 d.pop(k)

@@ -76,3 +76,10 @@ def test_path_fields_are_not_part_of_the_run_identity():
     from boxsup.config import NOT_IN_KEY, PATH_FIELDS
 
     assert set(PATH_FIELDS) <= NOT_IN_KEY  # resolving them against the project root changes no hash
+
+
+def test_a_fine_tune_run_key_does_not_depend_on_where_the_checkout_lies():
+    a = Config(supervision="mask", init_from="/work/a/runs/toy-extra-box-k5-0123456789")
+    b = Config(supervision="mask", init_from="/tmp/b/runs/toy-extra-box-k5-0123456789")
+    c = Config(supervision="mask", init_from="/tmp/b/runs/toy-extra-box-k5-9999999999")
+    assert a.key() == b.key() != c.key()
