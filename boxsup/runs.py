@@ -208,12 +208,6 @@ def training_seconds(folder: str | os.PathLike) -> float:
     return sum(d.get("seconds", 0.0) for d in read_log(folder))
 
 
-def final_pick_quality(folder: str | os.PathLike) -> float | None:
-    """Mean IoU of BoxSup's picks with the true masks at the last relabel (None if not measured)."""
-    log = read_log(folder)
-    return log[-1].get("pick_mIoU") if log else None
-
-
 def load_model(folder: str | os.PathLike) -> tuple[torch.nn.Module, Config]:
     """The network of a run folder (its last checkpoint), in eval mode, and its config."""
     cfg = read_config(folder)
