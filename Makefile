@@ -40,7 +40,7 @@ pretrain: install
 	$(BIN)/boxsup pretrain
 
 reports: install
-	$(BIN)/boxsup report
+	$(BIN)/boxsup report $(if $(SEEDS),--seeds $(SEEDS))
 
 benchmarks: install
 	$(BIN)/python benchmarks/proposals.py

@@ -228,6 +228,8 @@ def _dry_run(cfg: Config) -> None:
     relabel = "a relabel of the box-supervised images + " if cfg.uses_proposals else ""
     print(f"  training: {left} of {cfg.epochs} epochs to run, each {relabel}{cfg.passes} pass(es) over the "
           f"training data; then scoring on {cfg.eval_split}")
+    if left:
+        print(f"  {runs.describe_expected(cfg, left)}")
 
 
 def _cmd_train(args) -> int:
@@ -308,6 +310,8 @@ def _cmd_report(args) -> int:
     params = {"profile": args.profile}
     if args.data_root:
         params["data_root"] = args.data_root
+    if args.seeds is not None:
+        params["seeds"] = args.seeds
     index = build_reports(args.only, params, from_root(args.out), args.kernel)
     print(f"wrote {index}")
     return 0
@@ -347,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="toy", choices=PROFILES, help="Config profile the notebooks run at")
     p.add_argument("--data-root", default=None, help=data_root_help)
     p.add_argument("--only", nargs="+", default=None, help="notebook names, e.g. table1 fig4 (default: all)")
+    p.add_argument("--seeds", type=int, default=None, help="training seeds per table row (default: the "
+                   "notebooks' own, 3; 1 is a quick look without error bars)")
     p.add_argument("--out", default="reports", help="output folder; relative: to the project root")
     p.add_argument("--kernel", default="boxsup", help="Jupyter kernel the notebooks run in")
     p.set_defaults(func=_cmd_report)

@@ -30,14 +30,15 @@ PRECISIONS = ("auto", "fp32", "bf16")  # of training and relabel convolutions; a
 # classifier learning rate. An epoch is one relabel followed by ``passes`` passes over the data: one
 # in the paper (529 iterations), three on the toy benchmark, whose 25 iterations a pass are too few
 # for the network to change between relabels as it does in a paper epoch. The toy schedule keeps the
-# paper's shape: lr / 10 twice, three phases.
+# paper's shape: lr / 10 twice, three phases. The toy trains and relabels in bf16 autocast: 1.5-1.8x
+# faster per run on a CPU with AVX512-BF16, final mIoU within seed noise of fp32 (README, "Speed").
 DEFAULTS = {
     "toy": dict(dataset="toy", extra_dataset="toy:extra", arch="toyfcn", pretrained=True, epochs=15,
                 passes=3, lr_step=6, lr=0.01, head_lr_mult=10.0, batch_size=16, crop=64, proposals="mcg-ours",
-                eval_split="val", semi_masks=0.15),
+                eval_split="val", semi_masks=0.15, precision="bf16"),
     "paper": dict(dataset="voc2012-aug", extra_dataset="coco:train2014", arch="deeplab-largefov",
                   pretrained=True, epochs=45, lr_step=15, lr=1e-3, head_lr_mult=10.0, batch_size=20, crop=321,
-                  passes=1, proposals="mcg", eval_split="val", semi_masks=1464),
+                  passes=1, proposals="mcg", eval_split="val", semi_masks=1464, precision="auto"),
 }
 
 # Fields that do not change what a run learns: excluded from the run's identity (its hash). The
@@ -58,6 +59,8 @@ FIELD_HELP = {
     "k": "BoxSup samples among the k lowest-cost candidates per box (1: arg-min, 'w/o sampling')",
     "lam": "weight of the regression term Er in the candidate cost Eo + lam * Er",
     "er_norm": "what Er is divided by: the image area or the box area",
+    "dedup_iou": "drop candidates whose mask IoU with a better-ranked kept one exceeds this before relabeling "
+                 "(e.g. 0.9; unset: the pool as stored)",
     "proposals": "candidate segment method BoxSup picks from",
     "dataset": "training / evaluation dataset: a name (toy, voc2012-aug, coco, ...) or a VOC-layout folder",
     "train_split": "training split name or a .txt list of image ids",
@@ -85,7 +88,8 @@ FIELD_HELP = {
     "proposals_dir": "candidate cache (default <data_root>/proposals); relative: to the project root",
     "workers": "data loader processes (0: in the main process; the weights do not depend on it)",
     "precision": "training and relabel arithmetic: auto (bf16 on CUDA, fp32 on the CPU), fp32, or bf16 "
-                 "(bf16 autocast; faster on CPUs with AVX512-BF16, see benchmarks/toy_stages.py)",
+                 "(bf16 autocast; the toy's default: faster on CPUs with AVX512-BF16 or AMX; on an older CPU "
+                 "fp32 may be faster, with results within seed noise: README, Speed)",
     "name": "run folder prefix (default: made from the config; the hash after it identifies the run)",
     "snapshot_ids": "training images whose estimated masks are saved at every relabel (Figure 3)",
 }
@@ -105,6 +109,7 @@ class Config:
     k: int = 5                  # sample among the k lowest costs (k = 1: arg-min, "w/o sampling")
     lam: float = 3.0            # weight of the regression term Er
     er_norm: str = "image"      # Er normalised by the image area (paper's per-pixel loss) or "box"
+    dedup_iou: float | None = None  # near-duplicate suppression of the pool (proposals.dedup); None: off
     proposals: str | None = None
     dataset: str | None = None
     train_split: str = "train"
@@ -131,7 +136,7 @@ class Config:
     runs_dir: str = "runs"
     proposals_dir: str | None = None
     workers: int = 0
-    precision: str = "auto"
+    precision: str | None = None   # toy: bf16 (results within seed noise of fp32, README); paper: auto
     name: str | None = None
     snapshot_ids: tuple[int, ...] = (0, 1, 2, 3)  # train images whose estimated masks are kept (Fig. 3)
 
@@ -158,6 +163,8 @@ class Config:
                 raise ValueError(f"{name}={v!r} is not allowed; it must be a non-negative number")
         if not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} is not allowed; it must be positive")
+        if self.dedup_iou is not None and not (isinstance(self.dedup_iou, (int, float)) and 0 < self.dedup_iou <= 1):
+            raise ValueError(f"dedup_iou={self.dedup_iou!r} is not allowed; give an IoU in (0, 1] or leave it unset")
         if self.semi_masks is None or self.semi_masks <= 0:
             raise ValueError(f"semi_masks={self.semi_masks!r}; give a fraction in (0, 1) or a count >= 1")
         self.eval_scales = tuple(float(s) for s in self.eval_scales)
@@ -183,6 +190,8 @@ class Config:
             parts.append(f"k{self.k}")
         if self.uses_proposals and self.proposals != base["proposals"]:
             parts.append(self.proposals)
+        if self.uses_proposals and self.dedup_iou is not None:
+            parts.append(f"dedup{self.dedup_iou:g}")
         if self.extra != "none":
             parts.append(f"extra-{self.extra}")
         return "-".join(parts)
@@ -197,9 +206,11 @@ class Config:
         d["toy_version"] = TOY_VERSION  # a regenerated benchmark invalidates cached toy runs
         if self.init_from:  # the run started from is named by its folder (name-hash), not where it lies
             d["init_from"] = Path(self.init_from).name
+        if d["dedup_iou"] is None:  # unset: the hash of every run from before the option
+            d.pop("dedup_iou")
         if not self.uses_proposals:  # k, lam and the proposal method do not matter then
-            for k in ("k", "lam", "proposals", "er_norm"):
-                d.pop(k)
+            for k in ("k", "lam", "proposals", "er_norm", "dedup_iou"):
+                d.pop(k, None)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def run_name(self) -> str:

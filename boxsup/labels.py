@@ -24,6 +24,7 @@ from .config import Config
 from .data import load_dataset
 from .data.sample import Sample
 from .proposals.boxmasks import box_masks_to_label
+from .proposals.dedup import dedup
 from .proposals.segments import Segments
 from .proposals.store import ProposalStore, proposals_for
 
@@ -122,7 +123,7 @@ class TrainingImages:
         if i in self._candidates:
             return self._candidates[i]
         it = self.items[i]
-        cand = self.stores[it.source].load(self.sources[it.source].ids[it.index])
+        cand = dedup(self.stores[it.source].load(self.sources[it.source].ids[it.index]), self.cfg.dedup_iou)
         out = (cand.incidence(), cand.boxes)
         if self._samples is not None and isinstance(out[0], Segments):
             self._candidates[i] = out

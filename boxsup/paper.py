@@ -12,8 +12,8 @@ than one, the standard deviation in a "<column> sd" column), the per-seed values
 ``Result.data["per_seed"]`` and the records. Runs are cached by their config hash, so a run needed
 by several results trains once (Table 1's "box" row is Table 2's "ours").
 
-The evaluation protocol (``evaluate.crf_scores``): "FCN" is the plain network (scales (1.0,), no
-CRF); with ``cfg.use_crf`` also "+CRF (DeepLab defaults)" (DeepLab's VOC parameters unchanged) and
+The evaluation protocol (``evaluate.crf_scores``; its columns and the seeded rows are ``results``'):
+"FCN" is the plain network (scales (1.0,), no CRF); with ``cfg.use_crf`` also "+CRF (DeepLab defaults)" (DeepLab's VOC parameters unchanged) and
 "+CRF", the dense CRF with parameters chosen for each trained network on held-out images it is never
 scored on (toy: the generator's ``crfval`` split; paper profile: 100 val images drawn by
 ``crf.holdout_indices``, left out of every val score; ``evaluate`` says more). The headline column is
@@ -24,129 +24,21 @@ Figures 3-5 and the data page are in ``paper_figures``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .config import Config, check_choice
-from .crf import CRFParams
-from .evaluate import CRF_DEFAULTS, CRF_TUNED, FCN, crf_scores, submit_run, tune_crf, tuned_crf
-from .experiments import VERDICT_RULE, check_seeds, claims_verdict, mean_sd, seed_configs, train_run
+from .data import load_dataset
+from .evaluate import CRF_WORKERS, crf_scores, evaluate_run, holdout_exclusion, submit_run
+from .experiments import VERDICT_RULE, claims_verdict, seed_configs  # noqa: F401 (VERDICT_RULE: notebooks)
 from .label_quality import QUALITY_IMAGES, box_mask_quality, dedup_effect, pool_quality, run_pick_quality
-
-SCORES = (FCN, CRF_DEFAULTS, CRF_TUNED)
-
-
-@dataclass
-class Result:
-    """One table or figure of the paper, as computed here."""
-
-    table: pd.DataFrame
-    headline: dict[str, float]
-    verdict: str
-    runs: list[str] = field(default_factory=list)           # run folders used, in order of first use
-    records: dict[str, Any] = field(default_factory=dict)   # extra JSON written to metrics.json
-    data: dict[str, Any] = field(default_factory=dict)      # what the figures draw (not recorded)
-
-
-def params_config(**params) -> Config:
-    """The notebook parameters as a validated Config (bad values fail here, before any compute);
-    a None parameter means the profile's default."""
-    return Config(**{k: v for k, v in params.items() if v is not None})
-
-
-def score_column(cfg: Config) -> str:
-    """The headline column: the tuned CRF ("+CRF") when ``use_crf``, else the plain network."""
-    return CRF_TUNED if cfg.use_crf else FCN
-
-
-def headline(table: pd.DataFrame, col: str) -> dict[str, float]:
-    """{row name: score} for the report index (multi-index rows joined with ' / ')."""
-    out = {}
-    for k, v in table[col].items():
-        if v is not None and np.isfinite(v):
-            out[_name(k)] = float(v)
-    return out
-
-
-def _name(k) -> str:
-    return " / ".join(map(str, k)) if isinstance(k, tuple) else str(k)
-
-
-def crf_params(cfg: Config, run_dir: str | Path) -> CRFParams | None:
-    """The dense CRF of the "+CRF" protocol for one trained network (tuned on its hold-out images),
-    or None without ``use_crf``."""
-    return tuned_crf(run_dir) if cfg.use_crf else None
-
-
-def use_run(used: list[str], cfg: Config, progress: bool) -> Path:
-    """``train_run``, recording the run folder in ``used`` (once, in order of first use)."""
-    out = train_run(cfg, progress)
-    if str(out) not in used:
-        used.append(str(out))
-    return out
-
-
-def seeded_rows(used: list[str], cfg: Config, rows: Sequence[tuple[dict, dict]], seeds: int, progress: bool,
-                measure: Callable[[Path, Config], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train every row (``(index fields, Config changes)``) with ``seeds`` seeds and ``measure`` each
-    run; returns (table: mean over seeds, plus "<col> sd" columns when seeds > 1; per-seed rows)."""
-    check_seeds(seeds)
-    keys = list(rows[0][0]) if rows else []
-    per_seed, table = [], []
-    for index, change in rows:
-        vals = []
-        for c in seed_configs(cfg.replace(**change), seeds):
-            out = use_run(used, c, progress)
-            vals.append({**index, "seed": c.seed, **measure(out, c), "run": out.name})
-        per_seed += vals
-        table.append(aggregate(vals, index))
-    return pd.DataFrame(table).set_index(keys), pd.DataFrame(per_seed).set_index(keys)
-
-
-def aggregate(vals: list[dict], index: dict) -> dict:
-    """One table row from a row's per-seed values: the index, the mean of each number (and "<score>
-    sd" with more than one seed), the first seed's value of anything else (a submission's path)."""
-    row = dict(index)
-    for k in (k for k in vals[0] if k not in index and k not in ("seed", "run")):
-        if not all(isinstance(v[k], (int, float)) for v in vals):
-            row[k] = vals[0][k]
-            continue
-        row[k], sd, _ = mean_sd(v[k] for v in vals)
-        if len(vals) > 1 and k in SCORES:
-            row[f"{k} sd"] = sd
-    return {**row, "run": vals[0]["run"]}
-
-
-def crf_details(used: Sequence[str], cfg: Config) -> pd.DataFrame:
-    """Per run: the CRF parameters chosen on its hold-out images and their hold-out mIoU (%) with no
-    CRF, DeepLab's defaults and the chosen setting (empty without ``use_crf``)."""
-    rows = []
-    for out in used if cfg.use_crf else []:
-        t = tune_crf(out)
-        rows.append({"run": Path(out).name, **{k: v for k, v in t["best"].items()},
-                     "hold-out": f"{t['split']} ({t['images']} images)", "hold-out FCN": 100 * t["no_crf_mIoU"],
-                     "hold-out defaults": 100 * t["defaults_mIoU"] if t["defaults_mIoU"] is not None else None,
-                     "hold-out tuned": 100 * t["best_mIoU"]})
-    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
-
-
-def _result(table: pd.DataFrame, per_seed: pd.DataFrame, used: list[str], cfg: Config, verdict: str,
-            **extra) -> Result:
-    crf = crf_details(used, cfg)
-    records = {"table": table.reset_index().to_dict("records"), "per_seed": per_seed.reset_index().to_dict("records"),
-               "crf": crf.reset_index().to_dict("records"), "verdict_rule": VERDICT_RULE}
-    col = score_column(cfg)
-    return Result(table, headline(table, col) if col in table else {}, verdict, used, records,
-                  data={"per_seed": per_seed, "crf": crf, **extra})
-
-
-def _scores(cfg: Config, split: str | None = None, scales: tuple[float, ...] = (1.0,),
-            progress: bool = True) -> Callable[[Path, Config], dict]:
-    return lambda out, c: crf_scores(out, split, scales, use_crf=cfg.use_crf, progress=progress)
+from .proposals.boxmasks import BOX_METHODS, box_masks_to_label
+# the shared machinery, re-exported: notebooks call paper.params_config, paper.score_column, ...
+from .results import (SCORES, Result, aggregate, crf_params, headline, make_result, params_config,  # noqa: F401
+                      row_name, score_column, score_fn, seeded_rows, series_labels, use_run)
+from .runs import load_snapshot, read_config, snapshot_epochs
 
 
 # --- Table 1: supervision --------------------------------------------------------------------------
@@ -181,12 +73,37 @@ def table1_rows(supervision: str = "all", extra: str = "all") -> list[tuple]:
 
 
 def table1(cfg: Config, supervision: str = "all", extra: str = "all", seeds: int = 1, progress: bool = True) -> Result:
+    """The rows' scores; ``data["per_class"]``: per-class IoU (%) of the VOC-only rows (mask, box,
+    semi) under the headline column's protocol, the mean over seeds (rows: classes)."""
     used: list[str] = []
     rows = table1_rows(supervision, extra)
     table, per_seed = seeded_rows(used, cfg, [({"data": d, "supervision": s}, ch) for d, s, ch, _ in rows],
-                                  seeds, progress, _scores(cfg, progress=progress))
+                                  seeds, progress, score_fn(cfg, progress=progress))
     table.insert(table.columns.get_loc("run"), "paper", [r[3] for r in rows])
-    return _result(table, per_seed, used, cfg, table1_verdict(per_seed, score_column(cfg)))
+    voc = [(d, s) for d, s, ch, _ in rows if ch.get("extra", "none") == "none"]
+    return make_result(table, per_seed, used, cfg, table1_verdict(per_seed, score_column(cfg)),
+                   per_class=per_class_table(cfg, per_seed, used, voc, progress))
+
+
+def class_iou(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, float]:
+    """Per-class IoU (%) of a finished run on its eval split under the headline column's protocol:
+    the same (cached) evaluation ``crf_scores`` makes, so a scored run costs nothing more."""
+    rc = read_config(run_dir)
+    res = evaluate_run(run_dir, rc.eval_split, crf=crf_params(cfg, run_dir), workers=CRF_WORKERS,
+                       exclude=holdout_exclusion(rc, rc.eval_split), progress=progress)
+    return {c: np.nan if v is None else 100 * v for c, v in res["per_class_iou"].items()}
+
+
+def per_class_table(cfg: Config, per_seed: pd.DataFrame, used: Sequence[str], rows: Sequence,
+                    progress: bool = True) -> pd.DataFrame:
+    """``class_iou`` of the given table rows (index keys), the mean over their seeds: rows are the
+    classes, columns the table rows named 'a / b'."""
+    folder = {Path(u).name: Path(u) for u in used}
+    seeds: dict[str, list[dict]] = {}
+    for key, run in per_seed["run"].items():
+        if key in rows:
+            seeds.setdefault(row_name(key), []).append(class_iou(cfg, folder[run], progress))
+    return pd.DataFrame({name: pd.DataFrame(v).mean() for name, v in seeds.items()})
 
 
 def table1_verdict(per_seed: pd.DataFrame, col: str) -> str:
@@ -224,7 +141,8 @@ def _label_quality(cfg: Config, images: int | None) -> Callable[[Path, Config], 
             return {"label IoU": 100 * box_mask_quality(c, c.supervision, images),
                     **dict.fromkeys(LABEL_COLUMNS[1:], np.nan)}
         picks = run_pick_quality(out, images)["miou"]
-        return {"label IoU": 100 * picks if picks is not None else np.nan, **_pool_columns(pool_quality(c, images))}
+        return {"label IoU": 100 * picks if picks is not None else np.nan,
+                **_pool_columns(pool_quality(c, images, c.dedup_iou))}
     return measure
 
 
@@ -232,11 +150,28 @@ def table2(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
     """Val mIoU of each way of turning boxes into training labels, with the training labels' own
     quality on the first ``QUALITY_IMAGES`` training images (``label_quality``)."""
     used: list[str] = []
-    scores, quality = _scores(cfg, progress=progress), _label_quality(cfg, QUALITY_IMAGES)
+    scores, quality = score_fn(cfg, progress=progress), _label_quality(cfg, QUALITY_IMAGES)
     table, per_seed = seeded_rows(used, cfg, [({"masks": n}, ch) for n, ch, _ in TABLE2_ROWS], seeds, progress,
                                   lambda out, c: {**scores(out, c), **quality(out, c)})
     table.insert(table.columns.get_loc("label IoU"), "paper", [r[2] for r in TABLE2_ROWS])
-    return _result(table, per_seed, used, cfg, table2_verdict(per_seed, score_column(cfg)))
+    folder = {Path(u).name: Path(u) for u in used}
+    return make_result(table, per_seed, used, cfg, table2_verdict(per_seed, score_column(cfg)),
+                   strip=table2_strip(cfg, {name: folder[run] for name, run in table["run"].items()}))
+
+
+def table2_strip(cfg: Config, runs_by_row: dict[str, Path], items: Sequence[int] = (0, 1, 2, 3)) -> dict:
+    """What each row of Table 2 trains on, for a few training images (those among the runs'
+    ``snapshot_ids``): the fixed masks made from the boxes (again: cheap for a few images) and
+    BoxSup's final picks, the last snapshot of the row's (first seed's) run; nothing is trained.
+    Returns {"samples", "labels": {row: one label map per sample}, "classes"}."""
+    train = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
+    snaps = {name: load_snapshot(runs_by_row[name], snapshot_epochs(runs_by_row[name], ())[-1])
+             for name, ch, _ in TABLE2_ROWS if ch["supervision"] not in BOX_METHODS}
+    shown = [i for i in items if i < len(train) and all(i in snap for snap in snaps.values())]
+    samples = [train[i] for i in shown]
+    labels = {name: [box_masks_to_label(s, ch["supervision"]) for s in samples] if name not in snaps
+              else [snaps[name][i] for i in shown] for name, ch, _ in TABLE2_ROWS}
+    return {"samples": samples, "labels": labels, "classes": tuple(train.classes)}
 
 
 def table2_verdict(per_seed: pd.DataFrame, col: str) -> str:
@@ -254,13 +189,14 @@ def table3(cfg: Config, quality_images: int = QUALITY_IMAGES, seeds: int = 1, de
            progress: bool = True) -> Result:
     """BoxSup (boxes only) with each proposal method; beside it the pool's quality on the first
     ``quality_images`` training images (ABO, recall, candidates), the final picks, Eo-only picks and
-    the ceiling; and in ``data["dedup"]`` the same pool measures (plus the first seed's network
-    picking again) without near-duplicates (mask IoU > ``dedup_iou``), measured, never trained on."""
+    the ceiling. The first method is trained twice: on its pool as stored and without near-duplicates
+    (mask IoU > ``dedup_iou``, ``Config.dedup_iou``); ``data["dedup"]`` has each method's pool measures
+    (plus its first seed's network picking again) both ways, without training on the changed pool."""
     if int(quality_images) < 1:
         raise ValueError(f"quality_images={quality_images!r}; must be >= 1")
     n = int(quality_images)
     used: list[str] = []
-    scores, quality = _scores(cfg, progress=progress), _label_quality(cfg, n)
+    scores, quality = score_fn(cfg, progress=progress), _label_quality(cfg, n)
 
     def measure(out: Path, c: Config) -> dict:
         q = pool_quality(c, n)
@@ -268,17 +204,20 @@ def table3(cfg: Config, quality_images: int = QUALITY_IMAGES, seeds: int = 1, de
                 "recall@0.7": 100 * q["recall70"], "candidates / image": q["mean_candidates"], **quality(out, c)}
 
     rows = table3_rows(cfg)
-    table, per_seed = seeded_rows(used, cfg, [({"proposals": name}, dict(supervision="box", proposals=m))
-                                              for name, m, _ in rows], seeds, progress, measure)
-    table.insert(table.columns.get_loc("ABO"), "paper", [r[2] for r in rows])
+    trained = [({"proposals": name}, dict(supervision="box", proposals=m)) for name, m, _ in rows]
+    # the first method again, trained on its pool without near-duplicates: the option measured both ways
+    trained.append(({"proposals": dedup_row_name(rows[0][0], dedup_iou)},
+                    dict(supervision="box", proposals=rows[0][1], dedup_iou=dedup_iou)))
+    table, per_seed = seeded_rows(used, cfg, trained, seeds, progress, measure)
+    table.insert(table.columns.get_loc("ABO"), "paper", [r[2] for r in rows] + [None])
     folder = {Path(u).name: Path(u) for u in used}
     dedup = pd.DataFrame([{"proposals": name, "pool": pool, **_dedup_columns(vals)}
                           for (name, m, _), run in zip(rows, table["run"])
                           for pool, vals in dedup_effect(cfg.replace(supervision="box", proposals=m),
                                                          folder[run], dedup_iou, n).items()]
                          ).set_index(["proposals", "pool"])
-    res = _result(table, per_seed, used, cfg, table3_verdict(per_seed, score_column(cfg), [r[0] for r in rows]),
-                  dedup=dedup)
+    res = make_result(table, per_seed, used, cfg, table3_verdict(per_seed, score_column(cfg), [r[0] for r in rows],
+                                                             dedup_row_name(rows[0][0], dedup_iou)), dedup=dedup)
     res.records["dedup"] = dedup.reset_index().to_dict("records")
     return res
 
@@ -294,9 +233,17 @@ def _dedup_columns(vals: dict) -> dict[str, float]:
             for k, name in DEDUP_COLUMNS.items() if k in vals}
 
 
-def table3_verdict(per_seed: pd.DataFrame, col: str, names: Sequence[str]) -> str:
-    """The paper: MCG is best. Each other method against the first (MCG) row."""
-    return claims_verdict(per_seed, col, [(f"{names[0]} > {b}", b, names[0], 0.0, None) for b in names[1:]])
+def dedup_row_name(method: str, dedup_iou: float) -> str:
+    return f"{method}, near-duplicates removed (IoU > {dedup_iou:g})"
+
+
+def table3_verdict(per_seed: pd.DataFrame, col: str, names: Sequence[str], dedup_name: str | None = None) -> str:
+    """The paper: MCG is best. Each other method against the first (MCG) row; then the pool-hygiene
+    option (no claim of the paper): does training without near-duplicates beat the pool as stored?"""
+    claims = [(f"{names[0]} > {b}", b, names[0], 0.0, None) for b in names[1:]]
+    if dedup_name is not None:
+        claims.append((f"near-duplicates removed > as stored ({names[0]})", names[0], dedup_name, 0.0, None))
+    return claims_verdict(per_seed, col, claims)
 
 
 # --- Table 4: the test split -------------------------------------------------------------------------
@@ -335,7 +282,7 @@ def table4(cfg: Config, out_dir: str | Path = "submissions", seeds: int = 1, pro
     def measure_for(scales: tuple[float, ...]) -> Callable[[Path, Config], dict]:
         def measure(out: Path, c: Config) -> dict:
             if cfg.profile != "paper":
-                return _scores(cfg, "test", scales, progress)(out, c)
+                return score_fn(cfg, "test", scales, progress)(out, c)
             name = out.name + ("-ms" if len(scales) > 1 else "")
             return {"submission": str(submit_run(out, Path(out_dir) / name, scales, crf=crf_params(cfg, out),
                                                  device=cfg.device))}
@@ -349,7 +296,7 @@ def table4(cfg: Config, out_dir: str | Path = "submissions", seeds: int = 1, pro
         tables.append(t)
         seeds_tables.append(p)
     table, per_seed = pd.concat(tables), pd.concat(seeds_tables)
-    return _result(table, per_seed, used, cfg, table4_verdict(per_seed, score_column(cfg)))
+    return make_result(table, per_seed, used, cfg, table4_verdict(per_seed, score_column(cfg)))
 
 
 def table4_verdict(per_seed: pd.DataFrame, col: str) -> str:
@@ -393,7 +340,7 @@ def table5(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
     table = pd.DataFrame([aggregate([v for v in per_seed if v["method"] == name], {"method": name})
                           for name in TABLE5_PAPER]).set_index("method")
     table.insert(table.columns.get_loc("run"), "paper", list(TABLE5_PAPER.values()))
-    return _result(table, per, used, cfg, table5_verdict(per, score_column(cfg)), box_pretrain_run=pre_runs[0])
+    return make_result(table, per, used, cfg, table5_verdict(per, score_column(cfg)), box_pretrain_run=pre_runs[0])
 
 
 def table5_verdict(per_seed: pd.DataFrame, col: str) -> str:

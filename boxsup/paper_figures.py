@@ -16,7 +16,7 @@ from .data.synthetic import default_data_root, ensure_toy
 from .evaluate import crf_scores, evaluate_run, holdout_exclusion, predict_run
 from .experiments import realdata_root
 from .label_quality import pool_quality, run_pick_quality
-from .paper import Result, crf_params, score_column, use_run
+from .results import Result, crf_params, score_column, use_run
 from .runs import load_snapshot, read_log, snapshot_epochs
 
 
@@ -72,7 +72,8 @@ def fig3(cfg: Config, shown_epochs: Sequence[int] = (1, 5, 20), items: Sequence[
     """BoxSup's labels of a few training images at the shown epochs (plus the last one), and the
     mean IoU of all picks with the true masks per epoch, with (k=5) and without (k=1) sampling, as
     the training log has it (255 pixels counted as misses); beside it, on the one label metric (255
-    ignored, all training images): the final picks, the Eo-only picks and the oracle ceiling."""
+    ignored, all training images): the final picks, the Eo-only picks and the oracle ceiling.
+    ``data["classes"]``: the class names (background first) for the class-colour key."""
     if any(int(e) < 1 for e in shown_epochs):
         raise ValueError(f"shown_epochs={list(shown_epochs)!r}; epochs count from 1")
     used: list[str] = []
@@ -92,7 +93,7 @@ def fig3(cfg: Config, shown_epochs: Sequence[int] = (1, 5, 20), items: Sequence[
     levels = fig3_levels(cfg, box, k1)
     verdict += "; " + fig3_ceiling_verdict(levels)
     return Result(curves, head, verdict, used, {"pick_iou": q, "levels": levels},
-                  data={"samples": [train[i] for i in items], "levels": levels,
+                  data={"samples": [train[i] for i in items], "levels": levels, "classes": tuple(train.classes),
                         "labels": {e: [snaps[e][i] for i in items] for e in epochs}})
 
 
@@ -169,7 +170,8 @@ def fig4_verdict(gain: pd.DataFrame, width: int) -> tuple[dict[str, float], str]
 def fig5(cfg: Config, images: Sequence[int] = (0, 1, 2, 3, 4, 5), progress: bool = True) -> Result:
     """Predictions of the box-, mask- and semi-supervised networks on a few validation images
     (after each network's tuned dense CRF when ``cfg.use_crf``), and their val mIoU under the same
-    protocol (at paper scale the shown images may be CRF hold-out images; the scores leave those out)."""
+    protocol (at paper scale the shown images may be CRF hold-out images; the scores leave those out).
+    ``data["classes"]``: the class names (background first) for the class-colour key."""
     if not len(images) or min(images) < 0:
         raise ValueError(f"images={list(images)!r}; need indices >= 0")
     used: list[str] = []
@@ -182,7 +184,7 @@ def fig5(cfg: Config, images: Sequence[int] = (0, 1, 2, 3, 4, 5), progress: bool
     samples = [ds[i] for i in shown]
     return Result(pd.DataFrame({"val mIoU": scores}), scores, fig5_verdict(scores), used,
                   data={"images": [s.image for s in samples], "truths": [s.mask for s in samples],
-                        "predictions": preds})
+                        "predictions": preds, "classes": tuple(ds.classes)})
 
 
 def fig5_verdict(scores: dict[str, float]) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .atomic import read_json, replacing, write_json, write_text
 from .data.paths import from_root, relative_to_root
-from .paper import Result
+from .results import Result
 from .runs import training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +40,7 @@ NOTEBOOKS: list[tuple[str, str, str]] = [
     ("fig3", "Figure 3: estimated masks across epochs", "masks improve from epoch 1 to 5 to 20"),
     ("fig4", "Figure 4: boundary vs interior (trimap)", "extra boxes raise interior accuracy more than boundary"),
     ("fig5", "Figure 5: qualitative results", "box ~ mask ~ semi predictions"),
+    ("sensitivity", "Sensitivity: what the paper leaves open", "lam = 3; Er's normalisation not stated"),
 ]
 
 
@@ -77,8 +78,11 @@ def execute(name: str, params: dict, out_dir: Path, kernel: str = "boxsup") -> t
     executed.parent.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / f"{name}.metrics.json"
     t0 = time.perf_counter()
+    # a parameter only goes to the notebooks that declare it (seeds: the tables, not the figures)
+    declared = set(pm.inspect_notebook(str(src)))
+    given = {k: v for k, v in params.items() if k in declared}
     with replacing(executed) as tmp:
-        pm.execute_notebook(str(src), str(tmp), parameters={**params, "metrics_path": os.path.relpath(metrics_path.resolve(), ROOT)},
+        pm.execute_notebook(str(src), str(tmp), parameters={**given, "metrics_path": os.path.relpath(metrics_path.resolve(), ROOT)},
                             kernel_name=kernel, cwd=str(ROOT), progress_bar=False)
     seconds = time.perf_counter() - t0
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
@@ -215,24 +219,28 @@ def build_reports(names: list[str] | None = None, params: dict | None = None, ou
 
 # --- results.md / results.csv: every headline number, from the manifest and the metrics files ---------
 
-RESULT_COLUMNS = ("report", "row", "ours", "paper", "verdict")
+RESULT_COLUMNS = ("report", "row", "ours", "sd", "paper", "verdict")
 
 
-def _paper_number(records: list[dict], row: str) -> float | None:
-    """The paper's number for a headline row: the record whose leading (index) fields, joined with
-    ' / ' as ``paper.headline`` joins them, name the row."""
+def _record(records: list[dict], row: str) -> dict:
+    """The table record of a headline row: the one whose leading (index) fields, joined with ' / '
+    as ``results.headline`` joins them, name the row ({} when none does)."""
     for r in records:
         vals = list(r.values())
         for n in range(1, len(vals) + 1):
             if " / ".join(map(str, vals[:n])) == row:
-                p = r.get("paper")
-                return float(p) if isinstance(p, (int, float)) and math.isfinite(p) else None
-    return None
+                return r
+    return {}
+
+
+def _finite(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
 def results_rows(manifest: dict, out_dir: str | Path) -> list[dict]:
-    """One row per headline number of every report, in the index's order: (report, row, ours,
-    paper where the report's table has it, the report's verdict)."""
+    """One row per headline number of every report, in the index's order: (report, row, ours, its
+    standard deviation over seeds where the table has one, paper where the report's table has it,
+    the report's verdict)."""
     rows = []
     reports = manifest.get("reports", {})
     for name, title, _ in NOTEBOOKS:
@@ -240,9 +248,11 @@ def results_rows(manifest: dict, out_dir: str | Path) -> list[dict]:
             continue
         metrics = read_json(Path(out_dir) / f"{name}.metrics.json") or {}
         records = metrics.get("table") if isinstance(metrics.get("table"), list) else []
+        sd_column = f"{metrics.get('score_column')} sd"  # present when the table ran several seeds
         for row, ours in reports[name].get("headline", {}).items():
-            rows.append({"report": title, "row": row, "ours": ours, "paper": _paper_number(records, row),
-                         "verdict": reports[name].get("verdict", "")})
+            rec = _record(records, row)
+            rows.append({"report": title, "row": row, "ours": ours, "sd": _finite(rec.get(sd_column)),
+                         "paper": _finite(rec.get("paper")), "verdict": reports[name].get("verdict", "")})
     return rows
 
 
@@ -263,7 +273,8 @@ def write_results(manifest: dict, out_dir: str | Path) -> tuple[Path, Path]:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(RESULT_COLUMNS)
-    w.writerows([r["report"], r["row"], _num(r["ours"]), _num(r["paper"]), r["verdict"]] for r in rows)
+    w.writerows([r["report"], r["row"], _num(r["ours"]), "" if r["sd"] is None else f"{r['sd']:.1f}", _num(r["paper"]),
+                 r["verdict"]] for r in rows)
     write_text(out_dir / "results.csv", buf.getvalue())
 
     def cell(text: str) -> str:
@@ -271,13 +282,15 @@ def write_results(manifest: dict, out_dir: str | Path) -> tuple[Path, Path]:
 
     lines = [f"# BoxSup, reproduced: results ({manifest.get('profile', '?')} profile, commit "
              f"{manifest.get('commit', '?')}, {manifest.get('date', '?')})", "",
-             "mIoU % unless the row says otherwise; paper: the paper's number for that row (PASCAL VOC), "
+             "mIoU % unless the row says otherwise; ours: the mean over the row's training seeds ± their "
+             "standard deviation (no ± with one seed); paper: the paper's number for that row (PASCAL VOC), "
              "where it has one.", "", "| report | row | ours | paper | verdict |", "| --- | --- | ---: | ---: | --- |"]
     last = None
     for r in rows:
         first = r["report"] != last
         last = r["report"]
-        lines.append(f"| {cell(r['report']) if first else ''} | {cell(r['row'])} | {_num(r['ours'])} | "
+        ours = _num(r["ours"]) + (f" ± {r['sd']:.1f}" if r["sd"] is not None else "")
+        lines.append(f"| {cell(r['report']) if first else ''} | {cell(r['row'])} | {ours} | "
                      f"{_num(r['paper']) or '–'} | {cell(r['verdict']) if first else ''} |")
     write_text(out_dir / "results.md", "\n".join(lines) + "\n")
     return out_dir / "results.md", out_dir / "results.csv"

@@ -208,6 +208,46 @@ def training_seconds(folder: str | os.PathLike) -> float:
     return sum(d.get("seconds", 0.0) for d in read_log(folder))
 
 
+# what makes two runs' epochs cost about the same: the data, the network, the step shapes, whether a
+# relabel precedes each epoch; seeds, k, lam and the proposal method barely change the time
+_TIME_FIELDS = ("profile", "dataset", "extra", "arch", "crop", "batch_size", "passes", "precision")
+
+
+def _kind(cfg: Config) -> str:
+    return {"box": "relabel", "semi": "relabel"}.get(cfg.supervision, "fixed") + (
+        "+relabel" if cfg.extra == "boxes" else "")
+
+
+def expected_seconds(cfg: Config, epochs: int | None = None) -> tuple[float, int] | None:
+    """(expected seconds for ``epochs`` epochs of ``cfg`` (default: all of them), number of runs the
+    estimate comes from): the median seconds per epoch of the finished runs alike in ``runs_dir`` (same
+    data, network, step shapes and relabel kind); None when there is none yet."""
+    want = {k: getattr(cfg, k) for k in _TIME_FIELDS} | {"kind": _kind(cfg)}
+    per_epoch = []
+    for folder in Path(cfg.runs_dir).glob("*/"):
+        if not (folder / METRICS).is_file() or not (folder / CONFIG).is_file():
+            continue
+        try:
+            other = read_config(folder)
+            log = read_log(folder)
+        except (ValueError, OSError):  # a foreign or broken folder says nothing about speed
+            continue
+        if log and {k: getattr(other, k) for k in _TIME_FIELDS} | {"kind": _kind(other)} == want:
+            per_epoch.append(sum(d.get("seconds", 0.0) for d in log) / len(log))
+    if not per_epoch:
+        return None
+    return float(np.median(per_epoch)) * (cfg.epochs if epochs is None else epochs), len(per_epoch)
+
+
+def describe_expected(cfg: Config, epochs: int | None = None) -> str:
+    """"expected ≈ 1.5 min (from 3 finished runs alike)", or why there is no estimate yet."""
+    est = expected_seconds(cfg, epochs)
+    if est is None:
+        return "expected time: not known yet (no finished run alike in this runs folder; see the bar's ETA)"
+    secs, n = est
+    return f"expected ≈ {secs / 60:.1f} min (from {n} finished run{'s' if n > 1 else ''} alike)"
+
+
 def load_model(folder: str | os.PathLike) -> tuple[torch.nn.Module, Config]:
     """The network of a run folder (its last checkpoint), in eval mode, and its config."""
     cfg = read_config(folder)

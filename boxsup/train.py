@@ -181,7 +181,8 @@ def _fit(cfg: Config, out: Path, rank: int, world: int, device: torch.device, pr
     if show:  # the plan, then one bar for the whole run (its ETA) and one line per epoch, on stderr
         what = f"relabel {len(images.box_items())} images + " if images.box_items() else ""
         tqdm.write(f"{out.name}: epochs {start + 1}-{cfg.epochs} of {cfg.epochs}, each {what}{cfg.passes} "
-                   f"pass(es) over {len(images)} images, on {device}", file=sys.stderr)
+                   f"pass(es) over {len(images)} images, on {device}; "
+                   f"{runs.describe_expected(cfg, cfg.epochs - start)}", file=sys.stderr)
     run_bar = tqdm(total=cfg.epochs, initial=start, desc=out.name, unit="epoch", disable=not show)
     done = 0
     for epoch in range(start, cfg.epochs):

@@ -9,7 +9,7 @@ PKG = Path(__file__).resolve().parents[1] / "boxsup"
 # Bottom-up, as in the README's architecture section: a module may import its own layer or lower ones.
 LAYERS = [{"atomic"}, {"data"}, {"metrics"}, {"crf"}, {"proposals"}, {"config"}, {"models"}, {"predict"},
           {"labels"}, {"relabel"}, {"runs"}, {"pretrain"}, {"train"}, {"evaluate"}, {"experiments"}, {"label_quality"},
-          {"paper", "paper_figures"}, {"figures"}, {"report"}, {"cli"}]
+          {"results"}, {"paper", "paper_figures"}, {"sensitivity"}, {"figures"}, {"report"}, {"cli"}]
 
 
 def _modules() -> dict[str, Path]:

@@ -82,6 +82,7 @@ def test_dry_run_train_reuse_and_force(data_root, tmp_path, capsys):
     assert f"run folder: {folder}" in out and "state: not started" in out
     assert "pre-training: none (random weights)" in out and "1 of 1 epochs to run" in out
     assert not folder.exists()  # a dry run creates nothing
+    assert "expected time: not known yet" in out  # no finished run to measure the rate from
 
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -95,6 +96,9 @@ def test_dry_run_train_reuse_and_force(data_root, tmp_path, capsys):
 
     assert main(argv + ["--dry-run"]) == 0
     assert "state: finished" in capsys.readouterr().out
+    assert main(argv + ["--seed", "1", "--dry-run"]) == 0  # another seed: timed from the finished run
+    secs = sum(json.loads(ln)["seconds"] for ln in (folder / "log.jsonl").read_text().splitlines())
+    assert f"expected ≈ {secs / 60:.1f} min (from 1 finished run alike)" in capsys.readouterr().out
     stamp = (folder / "metrics.json").stat().st_mtime_ns
     assert main(argv) == 0
     assert f"reusing finished run {folder}" in capsys.readouterr().out

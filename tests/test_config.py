@@ -24,7 +24,8 @@ def test_bad_choice_names_field_value_and_allowed(field, value, allowed):
 
 
 @pytest.mark.parametrize("kw", [{"k": 0}, {"epochs": -1}, {"lr": 0}, {"lam": -1}, {"batch_size": 2.5},
-                                {"eval_scales": (1.0, -0.8)}, {"device": "tpu"}, {"semi_masks": 0}])
+                                {"eval_scales": (1.0, -0.8)}, {"device": "tpu"}, {"semi_masks": 0},
+                                {"dedup_iou": 0}, {"dedup_iou": 1.5}])
 def test_bad_numbers_rejected(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         Config(**kw)
@@ -38,6 +39,10 @@ def test_key_ignores_where_but_not_what():
     # k and lam do not affect a mask-supervised run
     assert Config(k=1).key() == Config(k=5).key()
     assert a.run_name().startswith("toy-box-k5-")
+    # near-duplicate suppression: its own runs; unset it leaves every earlier hash as it was
+    d = Config(supervision="box", dedup_iou=0.9)
+    assert d.key() != a.key() and d.run_name().startswith("toy-box-k5-dedup0.9-")
+    assert Config(dedup_iou=0.9).key() == Config().key()  # a mask run has no pool
 
 
 def test_round_trip_and_unknown_fields():

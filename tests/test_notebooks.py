@@ -11,7 +11,7 @@ from boxsup.data.synthetic import ToySpec, ensure_toy
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
-RESULT_CALL = re.compile(r"^res = (paper|paper_figures)\.\w+\(cfg\b", re.M)
+RESULT_CALL = re.compile(r"^res = (paper|paper_figures|sensitivity)\.\w+\(cfg\b", re.M)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -48,7 +48,10 @@ def _run(name, tmp_path, **params):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_with_parameters(name, tiny_root, tmp_path):
-    m = _run(name, tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1)
+    pm = pytest.importorskip("papermill")
+    # one seed per row keeps the smoke run short; the default three are test_table2_runs_three_seeds...
+    quick = {"seeds": 1} if "seeds" in pm.inspect_notebook(str(ROOT / "notebooks" / f"{name}.ipynb")) else {}
+    m = _run(name, tmp_path, data_root=tiny_root, runs_dir=str(tmp_path / "runs"), epochs=1, **quick)
     assert m["headline"], f"{name} wrote no headline numbers"
     if name != "data":  # every result notebook says which training runs it used
         assert m["runs"] and all((tmp_path / "runs" / Path(r).name).is_dir() for r in m["runs"])

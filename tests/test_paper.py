@@ -12,7 +12,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-from boxsup import figures, paper, report  # noqa: E402
+from boxsup import figures, paper, report, results  # noqa: E402
+from boxsup.crf import CRFParams  # noqa: E402
 from boxsup import paper_figures as pf  # noqa: E402
 from boxsup.config import Config  # noqa: E402
 from boxsup.data.sample import Sample  # noqa: E402
@@ -72,7 +73,7 @@ def test_bad_result_parameters_fail_before_any_training(call, match, monkeypatch
     def no_training(*a, **k):
         raise AssertionError("trained before checking its parameters")
 
-    monkeypatch.setattr(paper, "train_run", no_training)
+    monkeypatch.setattr(results, "train_run", no_training)
     with pytest.raises(ValueError, match=match):
         call(Config())
 
@@ -157,6 +158,9 @@ def test_table3_table4_table5_verdicts():
     t3 = _per_seed({"MCG (ours)": [44.6, 45.0, 44.0], "SS": [45.1, 46.0, 44.5], "GOP": [38.3, 38.0, 37.0]})
     assert paper.table3_verdict(t3, "+CRF", ["MCG (ours)", "SS", "GOP"]) == (
         "MCG (ours) > SS: d = -0.7 (2 SE 1.0): within noise; MCG (ours) > GOP: d = +6.8 (2 SE 1.0): holds")
+    t3d = _per_seed({"MCG (ours)": [44.6, 45.0, 44.0], "MCG dedup": [40.0, 41.0, 39.0]})
+    assert paper.table3_verdict(t3d, "+CRF", ["MCG (ours)"], "MCG dedup") == (
+        "near-duplicates removed > as stored (MCG (ours)): d = -4.5 (2 SE 1.3): does not hold")
     keys = [r[:3] + (" ".join(f"{s:g}" for s in r[4]),) for r in paper.TABLE4_ROWS]
     t4 = _per_seed(dict(zip(keys, [[66.0], [60.0], [62.0], [65.0], [70.0], [71.0], [72.0]])), "FCN")
     v4 = paper.table4_verdict(t4, "FCN")
@@ -224,6 +228,12 @@ def _sample(i: int, mask: bool = True) -> Sample:
     return Sample(img, np.array([[4, 4, 10, 10]], np.float32), np.array([1]), f"im{i}", m if mask else None)
 
 
+class _Split(list):
+    """A faked dataset split: samples and class names."""
+
+    classes = ("background", "disc")
+
+
 def test_figures_draw_plain_data():
     import matplotlib.pyplot as plt
 
@@ -264,13 +274,17 @@ def fake_runs(monkeypatch, tmp_path):
     pool = {"abo": 0.78, "recall50": 0.95, "recall70": 0.7, "mean_candidates": 900.0, "eo_k1": 0.66, "eo_k5": 0.62,
             "oracle_k1": 0.73, "oracle_k5": 0.68, "boxes": 405, "images": 200}
     for name, fn in (("train_run", train_run), ("crf_scores", crf_scores), ("tune_crf", lambda out: tuned),
-                     ("tuned_crf", lambda out: paper.CRFParams()),
+                     ("tuned_crf", lambda out: CRFParams()),
                      ("box_mask_quality", lambda c, method, n: {"rect": 0.5, "grabcut": 0.69, "crfbox": 0.77}[method]),
                      ("pool_quality", lambda c, n, t=None: pool),
                      ("run_pick_quality", lambda out, n: {"miou": 0.6, "boxes": 405, "fallbacks": 0}),
                      ("dedup_effect", lambda c, run, t, n: {"as stored": {**pool, "net_k1": 0.6},
-                                                            "dedup": {**pool, "mean_candidates": 500.0}})):
-        monkeypatch.setattr(paper, name, fn)
+                                                            "dedup": {**pool, "mean_candidates": 500.0}}),
+                     ("class_iou", lambda c, out, progress=True: {"background": 90.0, "disc": score(out)}),
+                     ("table2_strip", lambda c, by_row: {"rows": list(by_row)})):
+        for module in (paper, results):  # results holds the shared machinery (runs, CRF columns)
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, fn)
     monkeypatch.setattr(pf, "crf_scores", crf_scores)
     return tmp_path
 
@@ -281,7 +295,7 @@ def test_tables_on_faked_runs(fake_runs, seeds, tmp_path):
     results = {"table1": paper.table1(cfg, seeds=seeds), "table2": paper.table2(cfg, seeds),
                "table3": paper.table3(cfg, 200, seeds), "table4": paper.table4(cfg, seeds=seeds),
                "table5": paper.table5(cfg, seeds)}
-    rows = {"table1": 5, "table2": 5, "table3": 3, "table4": 7, "table5": 2}
+    rows = {"table1": 5, "table2": 5, "table3": 4, "table4": 7, "table5": 2}
     for name, res in results.items():
         assert len(res.table) == rows[name] and len(res.data["per_seed"]) == rows[name] * seeds, name
         means = [c for c in res.table.columns if not c.endswith(" sd")]
@@ -308,6 +322,14 @@ def test_tables_on_faked_runs(fake_runs, seeds, tmp_path):
     assert t3.table.loc["GOP (ours)", "ABO"] == pytest.approx(78.0)
     assert list(t3.data["dedup"].columns)[:2] == ["candidates / image", "ABO"] and len(t3.data["dedup"]) == 6
     assert t3.data["dedup"]["network k=1"].iloc[0] == pytest.approx(60.0)
+    trained_dedup = t3.table.loc["MCG (ours), near-duplicates removed (IoU > 0.9)", "run"]
+    assert "-dedup0.9-" in trained_dedup and "near-duplicates removed > as stored (MCG (ours))" in t3.verdict
+    t1 = results["table1"]  # per class: the VOC-only rows, each class the mean over the row's seeds
+    assert list(t1.data["per_class"].columns) == ["VOC / mask", "VOC / box", "VOC / semi: some masks + boxes"]
+    assert list(t1.data["per_class"].index) == ["background", "disc"]
+    box_seeds = t1.data["per_seed"].loc[("VOC", "box"), "FCN"]
+    assert t1.data["per_class"].loc["disc", "VOC / box"] == pytest.approx(box_seeds.mean())
+    assert results["table2"].data["strip"]["rows"] == [r[0] for r in paper.TABLE2_ROWS]
     # a run needed by two tables is the same folder (Table 1's box row is Table 2's "ours")
     assert set(results["table1"].runs) & set(results["table2"].runs)
     assert len(results["table2"].runs) == 5 * seeds
@@ -324,22 +346,24 @@ def test_figures_on_faked_runs(fake_runs, monkeypatch):
     cfg = paper.params_config(**NOTEBOOK_PARAMS)
     pick = {1: 49.8, 5: 47.0, 15: 50.2}
     log = [{"epoch": e, "pick_mIoU": v / 100} for e, v in pick.items()]
-    monkeypatch.setattr(pf, "use_run", lambda used, c, progress: paper.train_run(c))
+    monkeypatch.setattr(pf, "use_run", lambda used, c, progress: results.train_run(c))
     monkeypatch.setattr(pf, "read_log", lambda out: log)
     monkeypatch.setattr(pf, "snapshot_epochs", lambda out, wanted: sorted({e for e in wanted if e in pick} | {max(pick)}))
     monkeypatch.setattr(pf, "load_snapshot", lambda out, e: {i: np.zeros((4, 4), np.uint8) for i in range(4)})
-    monkeypatch.setattr(pf, "load_dataset", lambda *a, **k: [_sample(i) for i in range(8)])
+    monkeypatch.setattr(pf, "load_dataset", lambda *a, **k: _Split(_sample(i) for i in range(8)))
     monkeypatch.setattr(pf, "pool_quality", lambda c, n: {"eo_k1": 0.66, "eo_k5": 0.62, "oracle_k1": 0.73,
                                                           "oracle_k5": None})
     monkeypatch.setattr(pf, "run_pick_quality", lambda out, n: {"miou": 0.6 if "k5" in out.name else 0.64})
     res = pf.fig3(cfg, [1, 5, 20])
     assert len(res.data["samples"]) == 4 and list(res.data["labels"]) == [1, 5, 15]
+    assert res.data["classes"] == _Split.classes
     assert res.data["levels"]["final picks k=5"] == pytest.approx(60.0) and np.isnan(res.data["levels"]["ceiling k=5"])
     assert "final picks k=1 64.0 vs Eo-only 66.0 and ceiling 73.0" in res.verdict
     monkeypatch.setattr(pf, "predict_run", lambda out, idx, crf=None: [np.zeros((16, 16), np.uint8) for _ in idx])
     monkeypatch.setattr(pf, "crf_params", lambda c, out: None)
     res = pf.fig5(cfg, [0, 1, 2, 3, 4, 5, 100])
     assert len(res.data["images"]) == 6 and set(res.headline) == {"box", "mask", "semi"}
+    assert res.data["classes"] == _Split.classes
 
 
 def _metrics(res: paper.Result, tmp_path: Path) -> dict:

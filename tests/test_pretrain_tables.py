@@ -80,7 +80,7 @@ def test_table4_at_paper_scale_writes_one_server_tarball_per_row(tmp_path, monke
     import shutil
     import tarfile
 
-    from boxsup import paper
+    from boxsup import paper, results
     from boxsup.train import fit
 
     root = ensure_toy(tmp_path / "data", TINY)  # the run's data root also holds a VOC 2012 test split
@@ -96,7 +96,7 @@ def test_table4_at_paper_scale_writes_one_server_tarball_per_row(tmp_path, monke
         (voc / "Annotations" / f"{i}.xml").write_text(re.sub(r"<name>\w+</name>", "<name>person</name>", xml))
     trained = fit(Config(data_root=str(root), runs_dir=str(tmp_path / "runs"), epochs=1, passes=1, batch_size=4,
                          crop=48, device="cpu"), progress=False)
-    monkeypatch.setattr(paper, "train_run", lambda cfg, progress=True: trained)
+    monkeypatch.setattr(results, "train_run", lambda cfg, progress=True: trained)
     cfg = Config(profile="paper", data_root=str(root), device="cpu", use_crf=False)
     res = paper.table4(cfg, out_dir=tmp_path / "sub", progress=False)
     table = res.table

@@ -142,18 +142,20 @@ def test_results_md_and_csv_from_the_manifest_and_metrics(tmp_path):
         "table1": {"seconds": 3.0, "headline": {"VOC / mask": 66.54321, "VOC / box": 44.5}, "verdict": "box - mask = -22.0",
                    "runs": {}},
         "fig3": {"seconds": 1.0, "headline": {"pick IoU epoch 1": 49.75}, "verdict": "picks | barely change", "runs": {}}}}
-    (tmp_path / "table1.metrics.json").write_text(json.dumps({"table": [
-        {"data": "VOC", "supervision": "mask", "FCN": 60.0, "+CRF": 66.54321, "paper": 63.8},
+    (tmp_path / "table1.metrics.json").write_text(json.dumps({"score_column": "+CRF", "table": [
+        {"data": "VOC", "supervision": "mask", "FCN": 60.0, "FCN sd": 9.0, "+CRF": 66.54321, "+CRF sd": 1.26,
+         "paper": 63.8},
         {"data": "VOC", "supervision": "box", "FCN": 40.0, "+CRF": 44.5, "paper": None}]}))
     md, path = write_results(manifest, tmp_path)
     rows = list(csv.DictReader(path.open()))
-    assert [(r["report"], r["row"], r["ours"], r["paper"]) for r in rows] == [
-        ("Table 1: supervision", "VOC / mask", "66.5", "63.8"), ("Table 1: supervision", "VOC / box", "44.5", ""),
-        ("Figure 3: estimated masks across epochs", "pick IoU epoch 1", "49.8", "")]
+    assert [(r["report"], r["row"], r["ours"], r["sd"], r["paper"]) for r in rows] == [
+        ("Table 1: supervision", "VOC / mask", "66.5", "1.3", "63.8"),
+        ("Table 1: supervision", "VOC / box", "44.5", "", ""),
+        ("Figure 3: estimated masks across epochs", "pick IoU epoch 1", "49.8", "", "")]
     assert rows[0]["verdict"] == rows[1]["verdict"] == "box - mask = -22.0"
     text = md.read_text()
-    assert "| Table 1: supervision | VOC / mask | 66.5 | 63.8 | box - mask = -22.0 |" in text
-    assert "|  | VOC / box | 44.5 | – |  |" in text  # the verdict once per report
+    assert "| Table 1: supervision | VOC / mask | 66.5 ± 1.3 | 63.8 | box - mask = -22.0 |" in text
+    assert "|  | VOC / box | 44.5 | – |  |" in text  # the verdict once per report; no ± for one seed
     assert "picks \\| barely change" in text  # a '|' in a verdict does not break the table
 
 
@@ -199,4 +201,22 @@ def test_build_reports_prints_a_line_per_notebook_and_writes_the_results(tmp_pat
     assert "[1/1] table1: executing" in out and re.search(r"\[1/1\] table1: 2 s -> ", out)
     assert index == tmp_path / "index.html"
     assert "| Table 1: supervision | VOC / mask | 60.0 |" in (tmp_path / "results.md").read_text()
-    assert (tmp_path / "results.csv").read_text().startswith("report,row,ours,paper,verdict\n")
+    assert (tmp_path / "results.csv").read_text().startswith("report,row,ours,sd,paper,verdict\n")
+
+
+def test_execute_passes_each_notebook_only_the_parameters_it_declares(tmp_path, monkeypatch):
+    """``boxsup report --seeds 1`` reaches the tables; the figures, which have no ``seeds``, get none."""
+    pm = pytest.importorskip("papermill")
+    from boxsup import report
+
+    seen = {}
+
+    def fake_execute_notebook(src, out, parameters, **kw):
+        seen[Path(src).stem] = parameters
+        Path(out).write_text("{}")
+
+    monkeypatch.setattr(pm, "execute_notebook", fake_execute_notebook)
+    for name in ("table2", "fig3"):
+        report.execute(name, {"profile": "toy", "seeds": 1}, tmp_path)
+    assert seen["table2"]["seeds"] == 1 and seen["table2"]["profile"] == "toy"
+    assert "seeds" not in seen["fig3"] and seen["fig3"]["profile"] == "toy"

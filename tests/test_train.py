@@ -263,15 +263,36 @@ def test_garbled_result_files_are_recomputed_not_served(data_root, tmp_path):
         load_model(out)
 
 
-def test_bf16_precision_is_an_explicit_choice_on_the_cpu(data_root, tmp_path):
-    """precision='bf16' trains with bf16 autocast on the CPU (a different run); 'auto' stays fp32 there."""
+def test_precision_bf16_is_the_toy_default_and_fp32_a_choice(data_root, tmp_path):
+    """The toy profile trains in bf16 autocast (its key says so); 'auto' stays fp32 on the CPU; the
+    paper profile's default is 'auto' (bf16 on CUDA)."""
     from boxsup.relabel import autocast
 
     with autocast(torch.device("cpu"), "bf16"):
         assert torch.is_autocast_enabled("cpu")
     with autocast(torch.device("cpu"), "auto"):
         assert not torch.is_autocast_enabled("cpu")
-    fp32, bf16 = (_cfg(data_root, tmp_path / "runs", epochs=1, precision=p) for p in ("auto", "bf16"))
-    assert fp32.key() != bf16.key()
+    assert Config().precision == "bf16" and Config(profile="paper").precision == "auto"
+    fp32, bf16 = (_cfg(data_root, tmp_path / "runs", epochs=1, precision=p) for p in ("fp32", None))
+    assert bf16.precision == "bf16" and fp32.key() != bf16.key()
     out = fit(bf16, progress=False)
     assert np.isfinite(runs.read_log(out)[0]["loss"])
+
+
+def test_dedup_iou_trains_on_the_pool_without_near_duplicates(data_root, tmp_path):
+    from boxsup.proposals.dedup import near_duplicates
+
+    plain = TrainingImages(_cfg(data_root, tmp_path / "runs", supervision="box"))
+    plain.prepare_candidates()
+    thin = TrainingImages(_cfg(data_root, tmp_path / "runs", supervision="box", dedup_iou=0.5))
+    thin.prepare_candidates()
+    stored = plain.stores[0].load(plain.sources[0].ids[0])
+    keep = near_duplicates(stored, 0.5)
+    (_, boxes_all), (_, boxes) = plain.candidates(0), thin.candidates(0)
+    assert 0 < keep.sum() < len(keep)  # the tiny benchmark's first image has near-twins at IoU 0.5
+    assert len(boxes_all) == len(keep) and np.array_equal(boxes, boxes_all[keep])
+    # a relabel with the thinner pool picks indices into it, and its run is a different folder
+    model = build_model("toyfcn", len(thin.classes))
+    relabel_epoch(model, thin, torch.device("cpu"), 0, progress=False)
+    assert all((p < len(thin.candidates(i)[1])).all() for i, p in thin.picks.items())
+    assert runs.run_dir(thin.cfg) != runs.run_dir(plain.cfg)
