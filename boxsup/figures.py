@@ -114,11 +114,14 @@ def sample_grid(samples: Sequence[Sample], classes: Sequence[str] | None = None,
 
 def fill_bars(per_dataset: dict[str, dict[str, float]], title: str = "mean box fill per class"):
     """Bar chart of box fill per class for one or more datasets (lower = harder for boxes)."""
-    ax = pd.DataFrame(per_dataset).plot.bar(figsize=(7, 3), rot=30)
+    ax = pd.DataFrame(per_dataset).plot.bar(figsize=(7, 3), rot=30, legend=False)
     ax.set_ylabel("object pixels / box pixels")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.figure.tight_layout()
+    if len(per_dataset) > 1:
+        legend_below(ax.figure, *ax.get_legend_handles_labels(), ncol=len(per_dataset))
+    else:
+        ax.figure.tight_layout()
     return ax.figure
 
 
@@ -213,8 +216,7 @@ def trimap_plot(df: pd.DataFrame):
         ax.set_title(f"{region} (within / beyond the band)", fontsize=9)
         ax.set_xlabel("band width (pixels)")
         ax.set_ylabel("mIoU (%)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    legend_below(fig, *axes[0].get_legend_handles_labels(), ncol=2)
     return fig
 
 

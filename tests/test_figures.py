@@ -121,6 +121,19 @@ def test_per_class_bars_one_bar_per_class_and_row():
     assert figures.per_class_bars(pd.DataFrame()).axes  # no row selected: a figure that says so
 
 
+def test_trimap_fill_and_pick_charts_keep_their_legends_off_the_axes():
+    rows = [(w, region, method, 0.5 + 0.01 * w) for w in (1, 2, 4) for region in ("boundary", "interior")
+            for method in ("masks only", "masks + extra boxes")]
+    fig = figures.trimap_plot(pd.DataFrame(rows, columns=["band_width", "region", "method", "mIoU"]))
+    fill = figures.fill_bars({"toy": {"disc": 0.8, "ring": 0.3}, "horses": {"disc": 0.5, "ring": 0.4}})
+    curves = pd.DataFrame({"BoxSup (k=5)": [50.0, 52, 55], "BoxSup w/o sampling (k=1)": [51.0, 53, 56]}, index=[1, 2, 3])
+    picks = figures.pick_quality_curve(curves, {"final picks k=5": 55.0, "ceiling k=5": 68.0, "Eo-only k=1": 60.0})
+    for f in (fig, fill, picks):
+        f.canvas.draw()
+        box = _legend(f).get_window_extent()
+        assert _inside(f, box) and not any(box.overlaps(ax.get_window_extent()) for ax in f.axes)
+
+
 def test_label_strip_one_column_per_row_of_table_2():
     samples = [_sample(0, 1), _sample(1, 2, mask=False)]
     labels = {name: [s.mask if s.mask is not None else np.zeros((16, 16), np.uint8) for s in samples]
