@@ -199,7 +199,7 @@ def table3(cfg: Config, quality_images: int = QUALITY_IMAGES, seeds: int = 1, de
     scores, quality = score_fn(cfg, progress=progress), _label_quality(cfg, n)
 
     def measure(out: Path, c: Config) -> dict:
-        q = pool_quality(c, n)
+        q = pool_quality(c, n, c.dedup_iou)  # the pool this row trains on
         return {**scores(out, c), "ABO": 100 * q["abo"], "recall@0.5": 100 * q["recall50"],
                 "recall@0.7": 100 * q["recall70"], "candidates / image": q["mean_candidates"], **quality(out, c)}
 

@@ -276,7 +276,7 @@ def fake_runs(monkeypatch, tmp_path):
     for name, fn in (("train_run", train_run), ("crf_scores", crf_scores), ("tune_crf", lambda out: tuned),
                      ("tuned_crf", lambda out: CRFParams()),
                      ("box_mask_quality", lambda c, method, n: {"rect": 0.5, "grabcut": 0.69, "crfbox": 0.77}[method]),
-                     ("pool_quality", lambda c, n, t=None: pool),
+                     ("pool_quality", lambda c, n, t=None: pool if t is None else {**pool, "mean_candidates": 500.0}),
                      ("run_pick_quality", lambda out, n: {"miou": 0.6, "boxes": 405, "fallbacks": 0}),
                      ("dedup_effect", lambda c, run, t, n: {"as stored": {**pool, "net_k1": 0.6},
                                                             "dedup": {**pool, "mean_candidates": 500.0}}),
@@ -324,6 +324,9 @@ def test_tables_on_faked_runs(fake_runs, seeds, tmp_path):
     assert t3.data["dedup"]["network k=1"].iloc[0] == pytest.approx(60.0)
     trained_dedup = t3.table.loc["MCG (ours), near-duplicates removed (IoU > 0.9)", "run"]
     assert "-dedup0.9-" in trained_dedup and "near-duplicates removed > as stored (MCG (ours))" in t3.verdict
+    # the trained row's pool columns describe the pool it trained on
+    assert t3.table.loc["MCG (ours), near-duplicates removed (IoU > 0.9)", "candidates / image"] == 500.0
+    assert t3.table.loc["MCG (ours)", "candidates / image"] == 900.0
     t1 = results["table1"]  # per class: the VOC-only rows, each class the mean over the row's seeds
     assert list(t1.data["per_class"].columns) == ["VOC / mask", "VOC / box", "VOC / semi: some masks + boxes"]
     assert list(t1.data["per_class"].index) == ["background", "disc"]
