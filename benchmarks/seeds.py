@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boxsup import runs  # noqa: E402
 from boxsup.config import Config  # noqa: E402
-from boxsup.data.paths import default_data_root  # noqa: E402
+from boxsup.data.synthetic import default_data_root  # noqa: E402
 from boxsup.experiments import train_run  # noqa: E402
 from boxsup.pretrain import pretrain_toyfcn  # noqa: E402
 

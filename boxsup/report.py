@@ -121,7 +121,20 @@ def render_html(executed: Path, html_path: Path) -> None:
     body, _ = exporter.from_notebook_node(nb)
     body = _EXTERNAL_LINK.sub("", _EXTERNAL_SCRIPT.sub("", body))
     body = _NAN_CELL.sub(r"\1&ndash;\2", body).replace("</head>", PAGE_CSS + "</head>", 1)
-    write_text(html_path, body)
+    write_text(html_path, _PRE.sub(_keep_hyphenated, body))
+
+
+# Browsers break lines after a hyphen, which splits "CRF-box" or a range "0.3-30" in a verdict line;
+# inside <pre> text (never inside a tag) a hyphenated word is kept on one line.
+_PRE = re.compile(r"(<pre[^>]*>)(.*?)(</pre>)", re.S)
+_HYPHENATED = re.compile(r"[^\s<>]*\w-[^\s<>]*")
+
+
+def _keep_hyphenated(m: re.Match) -> str:
+    parts = re.split(r"(<[^>]+>)", m.group(2))
+    text = "".join(p if p.startswith("<") else _HYPHENATED.sub(r'<span style="white-space:nowrap">\g<0></span>', p)
+                   for p in parts)
+    return m.group(1) + text + m.group(3)
 
 
 def _is_progress(output) -> bool:

@@ -171,7 +171,7 @@ def test_rendered_pages_wrap_at_spaces_show_dashes_and_no_progress_bars(tmp_path
         nbformat.v4.new_output("display_data", data={
             "application/vnd.jupyter.widget-view+json": {"model_id": "abc", "version_major": 2, "version_minor": 0},
             "text/plain": "WIDGET-BAR 0%|          | 0/8"}),
-        nbformat.v4.new_output("stream", name="stdout", text="verdict: box - mask = -23.4 (paper: -1.8)\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="verdict: box - mask = -23.4 (paper: -1.8); CRF-box over lam 0.3-30\n"),
         nbformat.v4.new_output("display_data", data={"text/html": "<table><tr><td>NaN</td><td>62.0</td></tr></table>",
                                                      "text/plain": "table"})]
     nb.cells = [cell]
@@ -182,6 +182,9 @@ def test_rendered_pages_wrap_at_spaces_show_dashes_and_no_progress_bars(tmp_path
     assert "<td>&ndash;</td>" in page and "<td>NaN</td>" not in page
     assert "100%|" not in page and "WIDGET-BAR" not in page and "verdict: box - mask" in page
     assert "word-break: normal !important" in page
+    # a hyphenated word stays on one line (browsers break after hyphens); tags are left alone
+    assert '<span style="white-space:nowrap">CRF-box</span>' in page and '<span style="white-space:nowrap">0.3-30</span>' in page
+    assert 'class="jp-OutputArea' in page
 
 
 def test_build_reports_prints_a_line_per_notebook_and_writes_the_results(tmp_path, monkeypatch, capsys):
