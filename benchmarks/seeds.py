@@ -9,7 +9,8 @@ pre-training seed. Trains real runs (cached in --runs-dir; a second call only re
    wall time of each run with the bf16 / fp32 ratio (one process; a busy machine inflates both).
 2. The same two runs (training seed 0, bf16) from toy bodies pre-trained with other seeds (each body
    trained once into its own data root under <runs-dir>/pretrain-seed-<s>, the benchmark linked in):
-   how far the pre-training seed moves a run, against the training seeds' spread.
+   how far the pre-training seed moves a run, against the training seeds' spread, with each body's
+   held-out accuracy on the toy ImageNet beside it.
 """
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boxsup import runs  # noqa: E402
 from boxsup.config import Config  # noqa: E402
 from boxsup.data.synthetic import default_data_root  # noqa: E402
 from boxsup.experiments import train_run  # noqa: E402
+from boxsup.models import toy_pretrained_path  # noqa: E402
 from boxsup.pretrain import pretrain_toyfcn  # noqa: E402
 
 RUNS = {"mask": dict(supervision="mask"), "BoxSup k=5": dict(supervision="box", k=5)}
@@ -76,11 +80,17 @@ def link_benchmark(root: Path, source: Path) -> None:
             (root / item.name).symlink_to(item.resolve())
 
 
+def body_accuracy(root: Path) -> float:
+    """Held-out accuracy of the toy body pre-trained in ``root`` (recorded with its weights)."""
+    return float(torch.load(toy_pretrained_path(root), map_location="cpu", weights_only=True)["heldout_accuracy"])
+
+
 def pretrain_table(base: Config, pretrain_seeds: list[int], runs_dir: Path) -> None:
     source = default_data_root(base.data_root)
     print("\n2. the toy pre-training seed (training seed 0, bf16; val mIoU %)")
-    print(f"{'pre-training seed':18s} " + " ".join(f"{n:>12s}" for n in RUNS))
-    print(f"{0:<18d} " + " ".join(f"{one(base.replace(**ch))['miou']:12.1f}" for ch in RUNS.values()))
+    print(f"{'pre-training seed':18s} {'body held-out acc':>18s} " + " ".join(f"{n:>12s}" for n in RUNS))
+    print(f"{0:<18d} {body_accuracy(source):18.3f} " +
+          " ".join(f"{one(base.replace(**ch))['miou']:12.1f}" for ch in RUNS.values()))
     for s in pretrain_seeds:
         root = runs_dir / f"pretrain-seed-{s}"
         link_benchmark(root, source)
@@ -88,7 +98,7 @@ def pretrain_table(base: Config, pretrain_seeds: list[int], runs_dir: Path) -> N
         # its own run cache: the run key leaves out the data root, not the body pre-trained in it
         cells = [one(base.replace(data_root=str(root), runs_dir=str(root / "runs"), **ch))["miou"]
                  for ch in RUNS.values()]
-        print(f"{s:<18d} " + " ".join(f"{c:12.1f}" for c in cells))
+        print(f"{s:<18d} {body_accuracy(root):18.3f} " + " ".join(f"{c:12.1f}" for c in cells))
 
 
 def main() -> None:
