@@ -76,7 +76,7 @@ def link_benchmark(root: Path, source: Path) -> None:
     """A data root sharing the generated benchmark (symlinks) but with its own pre-trained body."""
     root.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
-        if item.name != "pretrained" and not (root / item.name).exists():
+        if item.name != "pretrained" and not item.name.startswith(".") and not (root / item.name).exists():
             (root / item.name).symlink_to(item.resolve())
 
 

@@ -98,12 +98,18 @@ def describe_claim(name: str, verdict: str, nums: dict, paper: float | None = No
     return f"{name}: d = {nums['d']:+.1f} ({spread}{need}{ref}): {verdict}"
 
 
+def row_name(k) -> str:
+    """A table row's name as the reader sees it: multi-index levels joined with ' / ' (the name
+    verdicts, headlines, charts and results.md use)."""
+    return " / ".join(map(str, k)) if isinstance(k, tuple) else str(k)
+
+
 def claims_verdict(per_seed: "pd.DataFrame", col: str, claims: Sequence[tuple]) -> str:
     """Each claim ``(name, row A, row B, margin, paper's B - A or None)`` judged by ``VERDICT_RULE``
     on the per-seed values of ``col``; claims whose rows are missing are skipped."""
     by_row: dict[str, list[float]] = {}
     for k, v in per_seed[col].items():
-        by_row.setdefault(" / ".join(map(str, k)) if isinstance(k, tuple) else str(k), []).append(v)
+        by_row.setdefault(row_name(k), []).append(v)
     lines = []
     for name, a, b, margin, paper_gap in claims:
         if a in by_row and b in by_row:

@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from .data.sample import IGNORE, Sample, voc_palette
+from .experiments import row_name
 
 PALETTE = voc_palette()
 
@@ -40,11 +41,6 @@ def _no_ticks(axes) -> None:
 def _truth(mask: np.ndarray | None, image: np.ndarray) -> np.ndarray:
     """The coloured true mask, or black where an image has none."""
     return colorize(mask) if mask is not None else np.zeros_like(image)
-
-
-def row_name(k) -> str:
-    """A table row's name as the reader sees it: multi-index levels joined with ' / '."""
-    return " / ".join(map(str, k)) if isinstance(k, tuple) else str(k)
 
 
 def legend_below(fig, handles: Sequence, labels: Sequence[str], ncol: int, fontsize: float = 8) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .atomic import read_json, replacing, write_json, write_text
 from .data.paths import from_root, relative_to_root
+from .experiments import row_name
 from .results import Result
 from .runs import training_seconds
 
@@ -239,10 +240,9 @@ def _record(records: list[dict], row: str) -> dict:
     """The table record of a headline row: the one whose leading (index) fields, joined with ' / '
     as ``results.headline`` joins them, name the row ({} when none does)."""
     for r in records:
-        vals = list(r.values())
-        for n in range(1, len(vals) + 1):
-            if " / ".join(map(str, vals[:n])) == row:
-                return r
+        vals = tuple(r.values())
+        if any(row_name(vals[:n]) == row for n in range(1, len(vals) + 1)):
+            return r
     return {}
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from .config import Config
 from .crf import CRFParams
 from .evaluate import CRF_DEFAULTS, CRF_TUNED, FCN, crf_scores, tune_crf, tuned_crf
-from .experiments import VERDICT_RULE, check_seeds, mean_sd, seed_configs, train_run
+from .experiments import VERDICT_RULE, check_seeds, mean_sd, row_name, seed_configs, train_run
 
 SCORES = (FCN, CRF_DEFAULTS, CRF_TUNED)
 
@@ -65,9 +65,6 @@ def headline(table: pd.DataFrame, col: str) -> dict[str, float]:
             out[row_name(k)] = float(v)
     return out
 
-
-def row_name(k) -> str:
-    return " / ".join(map(str, k)) if isinstance(k, tuple) else str(k)
 
 
 def crf_params(cfg: Config, run_dir: str | Path) -> CRFParams | None:
