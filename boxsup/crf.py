@@ -172,6 +172,27 @@ def dense_crf_many(images: Sequence[np.ndarray], probs_list: Sequence[np.ndarray
         return list(tqdm(it, total=len(jobs), desc=desc, disable=not show, leave=False))
 
 
+def _grid_job(args: tuple) -> list[np.ndarray]:
+    image, probs, points = args
+    return [crf_labels(image, probs, pt) for pt in points]
+
+
+def grid_labels(images: Sequence[np.ndarray], probs: Sequence[np.ndarray], points: Sequence[CRFParams],
+                workers: int = 1, progress: bool = True) -> list[list[np.ndarray]]:
+    """The CRF label maps of every image under every setting: ``[point][image]``. One job per image
+    runs all the points: one pool, one transfer per image, and no wait at the end of each point for
+    its slowest chunk (``benchmarks/run_stages.py`` times it against one pass per point)."""
+    jobs = [(im, p, tuple(points)) for im, p in zip(images, probs)]
+    bar = tqdm(total=len(jobs), desc="CRF grid search", disable=not progress, leave=False)
+    if workers == 1 or len(jobs) == 1:
+        per_image = [_grid_job(j) for j in jobs if not bar.update()]
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            per_image = [labs for labs in pool.map(_grid_job, jobs) if not bar.update()]
+    bar.close()
+    return [[labs[i] for labs in per_image] for i in range(len(points))]
+
+
 def holdout_indices(n: int, k: int = 100, seed: int = 0) -> np.ndarray:
     """A fixed random slice of ``k`` of ``n`` images for CRF tuning (sorted; the paper used 100)."""
     k = min(k, n)
@@ -236,10 +257,8 @@ def search_crf_params(images: Sequence[np.ndarray], probs: Sequence[np.ndarray],
                     "no_crf_mIoU": data["no_crf_mIoU"], "results": data["results"], "cached": True}
     require_crf()
     no_crf = _miou((np.asarray(p).argmax(0) for p in probs), targets, num_classes)
-    results = []
-    for pt in tqdm(points, desc="CRF grid search", disable=not progress):
-        labs = dense_crf_many(images, probs, pt, workers, labels=True, progress=False)
-        results.append({**pt.as_dict(), "mIoU": _miou(labs, targets, num_classes)})
+    labels = grid_labels(images, probs, points, workers, progress)
+    results = [{**pt.as_dict(), "mIoU": _miou(labs, targets, num_classes)} for pt, labs in zip(points, labels)]
     scores = np.array([r["mIoU"] for r in results], dtype=np.float64)
     tied = np.flatnonzero(scores == np.nanmax(scores))
     # on a tie keep the base setting (DeepLab's defaults): a change must earn its place

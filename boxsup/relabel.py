@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .config import ER_NORMS
@@ -37,6 +38,7 @@ from .data.sample import IGNORE
 from .data.transforms import normalise_batch
 from .labels import TrainingImages
 from .proposals.boxmasks import fallback_mask
+from .proposals.quality import ignore_region, instance_masks
 from .proposals.segments import Segments
 
 # The relabel's random stream of image i at epoch e is [seed, e, RELABEL_STREAM, i]; the training
@@ -252,7 +254,6 @@ def autocast(device: torch.device, precision: str = "auto"):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-@torch.inference_mode()
 def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.device, epoch: int,
                   rank: int = 0, world: int = 1, progress: bool = True) -> dict:
     """Re-estimate the label map of every box-supervised image with the network fixed; returns the
@@ -262,6 +263,14 @@ def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.
     every rank trains on all of them. Each (epoch, image) draws from its own random stream, so the
     picks do not depend on order, sharding or resuming.
     """
+    # numpy's BLAS (the Er products) on one thread: its spinning threads and torch's OpenMP pool
+    # fought over the cores and made the forward passes in between 2-3x slower (benchmarks/toy_stages.py)
+    with threadpool_limits(1, user_api="blas"), torch.inference_mode():
+        return _relabel(model, images, device, epoch, rank, world, progress)
+
+
+def _relabel(model: torch.nn.Module, images: TrainingImages, device: torch.device, epoch: int,
+             rank: int, world: int, progress: bool) -> dict:
     cfg = images.cfg
     model.eval()
     mine = images.box_items()[rank::world]
@@ -291,9 +300,9 @@ def relabel_epoch(model: torch.nn.Module, images: TrainingImages, device: torch.
             images.picks[i] = p.index
             fallbacks += p.fallback
             boxes_seen += len(s.boxes)
-            if s.instances is not None and len(s.instances) == len(s.boxes):
-                ignore = s.mask == IGNORE if s.mask is not None else None
-                ious.extend(pick_iou(cand, p.index, s.instances, ignore).tolist())
+            truth = instance_masks(s) if s.mask is not None or s.instances is not None else None
+            if truth is not None and len(truth) == len(s.boxes):  # the one label metric (label_quality)
+                ious.extend(pick_iou(cand, p.index, truth, ignore_region(s)).tolist())
         t_select += time.perf_counter() - ts
         bar.update(len(chunk))
     bar.close()

@@ -104,11 +104,23 @@ def test_search_writes_and_reuses_cache(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(crf_mod, "dense_crf_many", boom)
+    monkeypatch.setattr(crf_mod, "grid_labels", boom)
     again = search_crf_params(ims, probs, targets, 2, grid, cache, progress=False)
     assert again["cached"] and again["best"] == r["best"]
     with pytest.raises(AssertionError):  # another grid is another search
         search_crf_params(ims, probs, targets, 2, {"bi_w": (3,)}, cache, progress=False)
+
+
+@needs_crf
+def test_grid_labels_match_one_pass_per_point_in_order():
+    cases = [two_colour_case(h=20 + 2 * s, w=28, seed=s) for s in range(5)]
+    ims, probs = [c[0] for c in cases], [c[1] for c in cases]
+    points = [CRFParams(iterations=3, bi_w=w, pos_xy_std=x) for w in (0, 4) for x in (1, 3)]
+    for workers in (1, 2):
+        got = crf_mod.grid_labels(ims, probs, points, workers, progress=False)
+        for pt, labs in zip(points, got):
+            want = dense_crf_many(ims, probs, pt, 1, labels=True, progress=False)
+            assert len(labs) == len(want) and all(np.array_equal(a, b) for a, b in zip(labs, want))
 
 
 def test_torch_mean_field_fixes_the_boundary_without_pydensecrf():
