@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml env/requirements-torch.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install test test-fast fuzz reports data pretrain benchmarks clean-runs lint
+.PHONY: install test test-fast fuzz reports reports-real data pretrain benchmarks clean-runs lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,16 @@ pretrain: install
 
 reports: install
 	$(BIN)/boxsup report $(if $(SEEDS),--seeds $(SEEDS))
+
+# Table 2 on real photos read from ../shared/realdata (never copied into the repository), from the
+# toy profile's pre-trained body and from random weights: reports/table2-weizmann_horse.html and
+# table2-weizmann_horse-scratch.html, listed in the index. Without the folder the pages stay as they are.
+REALDATA ?= ../shared/realdata/weizmann_horse
+reports-real: install
+	@if [ -d "$(REALDATA)" ]; then \
+	  $(BIN)/boxsup report --only table2 --dataset $(REALDATA) $(if $(SEEDS),--seeds $(SEEDS)) && \
+	  $(BIN)/boxsup report --only table2 --dataset $(REALDATA) --scratch $(if $(SEEDS),--seeds $(SEEDS)); \
+	else echo "skipped: $(REALDATA) not found; reports/table2-$(notdir $(REALDATA))*.html are left as they are (they name what they were built from)"; fi
 
 benchmarks: install
 	$(BIN)/python benchmarks/proposals.py

@@ -5,7 +5,7 @@
     boxsup proposals --dataset toy --split train --method mcg-ours [--workers N] [--shard i/n]
     boxsup train --supervision box [--k 5] [--epochs N] [any Config field as --field value]
     boxsup evaluate RUN_DIR [--scales 0.8 1 1.2] [--crf] [--submission OUT]
-    boxsup report [--profile toy] [--only table1 fig4]
+    boxsup report [--profile toy] [--only table1 fig4] [--dataset FOLDER] [--scratch]
 
 Every command ends with exit code 2 and one line naming the problem on bad parameters or data.
 """
@@ -138,8 +138,8 @@ def _cmd_proposals(args) -> int:
 
 def _check_dataset_path(name: str) -> None:
     """A dataset given as a path that is not there: say so (not 'unknown dataset')."""
-    if (os.sep in name or name.startswith((".", "~"))) and not Path(name).expanduser().exists():
-        raise FileNotFoundError(f"dataset path {name!r} does not exist (looked at {Path(name).expanduser().resolve()})")
+    if (os.sep in name or name.startswith((".", "~"))) and not from_root(name).exists():  # as Config reads it
+        raise FileNotFoundError(f"dataset path {name!r} does not exist (looked at {from_root(name).resolve()})")
 
 
 # --- train -------------------------------------------------------------------------------------------
@@ -312,6 +312,11 @@ def _cmd_report(args) -> int:
         params["data_root"] = args.data_root
     if args.seeds is not None:
         params["seeds"] = args.seeds
+    if args.dataset:
+        _check_dataset_path(args.dataset)
+        params["dataset"] = args.dataset
+    if args.scratch:
+        params["pretrained"] = False
     index = build_reports(args.only, params, from_root(args.out), args.kernel)
     print(f"wrote {index}")
     return 0
@@ -353,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", default=None, help="notebook names, e.g. table1 fig4 (default: all)")
     p.add_argument("--seeds", type=int, default=None, help="training seeds per table row (default: the "
                    "notebooks' own, 3; 1 is a quick look without error bars)")
+    p.add_argument("--dataset", default=None, help="a VOC-layout folder (relative: to the project root) the "
+                   "notebooks train on instead of the profile's data; pages are named <notebook>-<folder>")
+    p.add_argument("--scratch", action="store_true", help="the networks start from random weights instead of "
+                   "the profile's pre-trained body; pages are named <notebook>[-<folder>]-scratch")
     p.add_argument("--out", default="reports", help="output folder; relative: to the project root")
     p.add_argument("--kernel", default="boxsup", help="Jupyter kernel the notebooks run in")
     p.set_defaults(func=_cmd_report)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .data import DATASET_NAMES
 from .data.paths import from_root
 from .data.synthetic import VERSION as TOY_VERSION
 from .proposals.generators import BOX_METHODS, PROPOSAL_METHODS
@@ -62,7 +63,8 @@ FIELD_HELP = {
     "dedup_iou": "drop candidates whose mask IoU with a better-ranked kept one exceeds this before relabeling "
                  "(e.g. 0.9; unset: the pool as stored)",
     "proposals": "candidate segment method BoxSup picks from",
-    "dataset": "training / evaluation dataset: a name (toy, voc2012-aug, coco, ...) or a VOC-layout folder",
+    "dataset": "training / evaluation dataset: a name (toy, voc2012-aug, coco, ...) or a VOC-layout folder "
+               "(relative: to the project)",
     "train_split": "training split name or a .txt list of image ids",
     "eval_split": "split the finished network is scored on",
     "extra_dataset": "the extra set as dataset:split (e.g. coco:train2014)",
@@ -176,6 +178,8 @@ class Config:
         for name in PATH_FIELDS:  # not in the run's key: resolving them changes no hash
             if getattr(self, name) is not None:
                 setattr(self, name, str(from_root(getattr(self, name))))
+        if self.dataset not in DATASET_NAMES:  # a VOC-layout folder, read against the project root too
+            self.dataset = str(from_root(self.dataset))
         if self.name is None:
             self.name = self.default_name()
 
@@ -206,6 +210,8 @@ class Config:
         d["toy_version"] = TOY_VERSION  # a regenerated benchmark invalidates cached toy runs
         if self.init_from:  # the run started from is named by its folder (name-hash), not where it lies
             d["init_from"] = Path(self.init_from).name
+        if self.dataset not in DATASET_NAMES:  # a folder dataset by its name, not where it lies
+            d["dataset"] = "folder:" + Path(self.dataset).name
         if d["dedup_iou"] is None:  # unset: the hash of every run from before the option
             d.pop("dedup_iou")
         if not self.uses_proposals:  # k, lam and the proposal method do not matter then

@@ -29,16 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import Config, check_choice
+from .config import DEFAULTS, Config, check_choice
 from .data import load_dataset
 from .evaluate import CRF_WORKERS, crf_scores, evaluate_run, holdout_exclusion, submit_run
 from .experiments import VERDICT_RULE, claims_verdict, seed_configs  # noqa: F401 (VERDICT_RULE: notebooks)
 from .label_quality import QUALITY_IMAGES, box_mask_quality, dedup_effect, pool_quality, run_pick_quality
 from .proposals.boxmasks import BOX_METHODS, box_masks_to_label
 # the shared machinery, re-exported: notebooks call paper.params_config, paper.score_column, ...
-from .results import (SCORES, Result, aggregate, crf_params, headline, make_result, params_config,  # noqa: F401
-                      row_name, score_column, score_fn, seeded_rows, series_labels, use_run)
-from .runs import load_snapshot, read_config, snapshot_epochs
+from .results import (SCORES, Result, aggregate, crf_params, describe_data, headline, make_result,  # noqa: F401
+                      params_config, row_name, score_column, score_fn, seeded_rows, series_labels, use_run)
+from .runs import load_snapshot, read_config, read_log, snapshot_epochs
 
 
 # --- Table 1: supervision --------------------------------------------------------------------------
@@ -59,6 +59,11 @@ TABLE1_CLAIMS = [("box within the paper's gap of mask", "VOC / mask", "VOC / box
                  ("extra boxes beat VOC masks", "VOC / mask", "VOC+COCO / semi: VOC masks + COCO boxes", 0.0, 4.4)]
 
 
+def own_data(cfg: Config) -> bool:
+    """Whether ``cfg`` trains on its profile's own dataset (not a VOC-layout folder given by the user)."""
+    return cfg.dataset == DEFAULTS[cfg.profile]["dataset"]
+
+
 def table1_rows(supervision: str = "all", extra: str = "all") -> list[tuple]:
     """The rows a (supervision, extra) selection runs; a combination the paper has no row for is
     run as its own row (no paper number)."""
@@ -77,11 +82,19 @@ def table1(cfg: Config, supervision: str = "all", extra: str = "all", seeds: int
     semi) under the headline column's protocol, the mean over seeds (rows: classes)."""
     used: list[str] = []
     rows = table1_rows(supervision, extra)
+    note = ""
+    if not own_data(cfg) and cfg.extra_dataset == DEFAULTS[cfg.profile]["extra_dataset"]:
+        rows = [r for r in rows if r[2].get("extra", "none") == "none"]
+        note = (f"; rows with the extra set left out: {Path(cfg.dataset).name} has no extra set of its own "
+                f"classes (extra_dataset is the {cfg.profile} profile's {cfg.extra_dataset})")
+        if not rows:
+            raise ValueError(f"Table 1 with extra={extra!r} needs an extra set of {cfg.dataset}'s classes; "
+                             f"set extra_dataset (the {cfg.profile} profile's {cfg.extra_dataset} has other classes)")
     table, per_seed = seeded_rows(used, cfg, [({"data": d, "supervision": s}, ch) for d, s, ch, _ in rows],
                                   seeds, progress, score_fn(cfg, progress=progress))
     table.insert(table.columns.get_loc("run"), "paper", [r[3] for r in rows])
     voc = [(d, s) for d, s, ch, _ in rows if ch.get("extra", "none") == "none"]
-    return make_result(table, per_seed, used, cfg, table1_verdict(per_seed, score_column(cfg)),
+    return make_result(table, per_seed, used, cfg, table1_verdict(per_seed, score_column(cfg)) + note,
                    per_class=per_class_table(cfg, per_seed, used, voc, progress))
 
 
@@ -117,6 +130,7 @@ TABLE2_ROWS = [
     ("CRF-box (WSSL-style)", dict(supervision="crfbox"), 58.5),
     ("ours w/o sampling (k=1)", dict(supervision="box", k=1), 59.7),
     ("ours (top-5 sampling)", dict(supervision="box", k=5), 62.0),
+    ("true masks (upper bound)", dict(supervision="mask"), None),  # not in the paper's Table 2
 ]
 TABLE2_ORDER = "rect < GrabCut < CRF-box < ours w/o sampling < ours"
 TABLE2_CLAIMS = [("GrabCut > rectangles", "rectangles", "GrabCut", 0.0, 2.9),
@@ -137,6 +151,8 @@ def _label_quality(cfg: Config, images: int | None) -> Callable[[Path, Config], 
     """The label-quality columns (%) of a box-derived row: its training labels' IoU with the truth
     (the fixed masks, or BoxSup's final picks) and, for BoxSup, the Eo-only picks and the ceiling."""
     def measure(out: Path, c: Config) -> dict:
+        if c.supervision == "mask":  # trains on the truth itself: nothing estimated to measure
+            return dict.fromkeys(LABEL_COLUMNS, np.nan)
         if c.supervision != "box":
             return {"label IoU": 100 * box_mask_quality(c, c.supervision, images),
                     **dict.fromkeys(LABEL_COLUMNS[1:], np.nan)}
@@ -155,8 +171,36 @@ def table2(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
                                   lambda out, c: {**scores(out, c), **quality(out, c)})
     table.insert(table.columns.get_loc("label IoU"), "paper", [r[2] for r in TABLE2_ROWS])
     folder = {Path(u).name: Path(u) for u in used}
+    boxsup = {name: ch["k"] for name, ch, _ in TABLE2_ROWS if ch["supervision"] == "box"}
     return make_result(table, per_seed, used, cfg, table2_verdict(per_seed, score_column(cfg)),
-                   strip=table2_strip(cfg, {name: folder[run] for name, run in table["run"].items()}))
+                   strip=table2_strip(cfg, {name: folder[run] for name, run in table["run"].items()}),
+                   curves=pick_curves(per_seed, folder, boxsup), levels=pick_levels(cfg),
+                   about=describe_data(cfg, used[0]))
+
+
+def pick_curves(per_seed: pd.DataFrame, folder: dict[str, Path], rows: dict[str, int]) -> pd.DataFrame:
+    """Picks' mean IoU (%) with the true masks per epoch (rows) of each BoxSup row (columns, named
+    by k), the mean over the row's seeds, from the runs' logs."""
+    out = {}
+    for name, k in rows.items():
+        logs = [read_log(folder[run]) for run in per_seed.loc[[name], "run"]]
+        out[f"BoxSup k={k}"] = pd.DataFrame([{d["epoch"]: 100 * d["pick_mIoU"] for d in log
+                                              if d.get("pick_mIoU") is not None} for log in logs]).mean()
+    curves = pd.DataFrame(out)
+    curves.index.name = "epoch"
+    return curves
+
+
+def pick_levels(cfg: Config) -> dict[str, float]:
+    """What the pool and the cost allow on all the training boxes (%): Eo-only picks and the ceiling
+    (the lines drawn under ``pick_curves``; the same cached numbers as Figure 3's)."""
+    q = pool_quality(cfg.replace(supervision="box"), None)
+    out = {}
+    for name, key in (("ceiling", "oracle"), ("Eo-only", "eo")):
+        for k in (5, 1):
+            v = q.get(f"{key}_k{k}")
+            out[f"{name} k={k}"] = 100 * v if v is not None else np.nan
+    return out
 
 
 def table2_strip(cfg: Config, runs_by_row: dict[str, Path], items: Sequence[int] = (0, 1, 2, 3)) -> dict:
@@ -165,12 +209,13 @@ def table2_strip(cfg: Config, runs_by_row: dict[str, Path], items: Sequence[int]
     BoxSup's final picks, the last snapshot of the row's (first seed's) run; nothing is trained.
     Returns {"samples", "labels": {row: one label map per sample}, "classes"}."""
     train = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
+    rows = [(name, ch) for name, ch, _ in TABLE2_ROWS if ch["supervision"] != "mask"]  # truth: shown anyway
     snaps = {name: load_snapshot(runs_by_row[name], snapshot_epochs(runs_by_row[name], ())[-1])
-             for name, ch, _ in TABLE2_ROWS if ch["supervision"] not in BOX_METHODS}
+             for name, ch in rows if ch["supervision"] not in BOX_METHODS}
     shown = [i for i in items if i < len(train) and all(i in snap for snap in snaps.values())]
     samples = [train[i] for i in shown]
     labels = {name: [box_masks_to_label(s, ch["supervision"]) for s in samples] if name not in snaps
-              else [snaps[name][i] for i in shown] for name, ch, _ in TABLE2_ROWS}
+              else [snaps[name][i] for i in shown] for name, ch in rows}
     return {"samples": samples, "labels": labels, "classes": tuple(train.classes)}
 
 
@@ -278,6 +323,8 @@ def table4(cfg: Config, out_dir: str | Path = "submissions", seeds: int = 1, pro
     row's evaluation-server tarball is written under ``out_dir`` (``evaluate.submit_run``), with the
     CRF tuned for that network when ``use_crf``."""
     used: list[str] = []
+    if cfg.profile != "paper":  # every row is scored on the test split: have it before any training
+        load_dataset(cfg.dataset, "test", cfg.data_root)
 
     def measure_for(scales: tuple[float, ...]) -> Callable[[Path, Config], dict]:
         def measure(out: Path, c: Config) -> dict:
@@ -324,6 +371,9 @@ def context_configs(cfg: Config) -> dict[str, Config]:
 
 
 def table5(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
+    if not own_data(cfg):
+        raise ValueError(f"Table 5 trains on PASCAL-Context ({context_configs(cfg)['baseline'].dataset}) and the "
+                         f"extra set's boxes, not on dataset={cfg.dataset!r}; leave dataset unset")
     used: list[str] = []
     pre_runs, per_seed = [], []
     for c in seed_configs(cfg, seeds):

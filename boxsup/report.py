@@ -68,20 +68,43 @@ def check_kernel(kernel: str) -> None:
                            f"python -m ipykernel install --sys-prefix --name {kernel}")
 
 
+# parameters that change what a page is about: a notebook that does not declare one cannot honour it
+PAGE_PARAMS = ("dataset", "pretrained")
+
+
+def page_name(name: str, params: dict) -> str:
+    """The report page of notebook ``name``: the name itself, ``<name>-<folder>`` when it ran on a
+    VOC-layout folder (``dataset``), and ``-scratch`` after it when its networks started from random
+    weights (``pretrained=False``), so all of them live side by side."""
+    dataset = params.get("dataset")
+    return (name + (f"-{Path(dataset).name}" if dataset else "")
+            + ("-scratch" if params.get("pretrained") is False else ""))
+
+
+def own_page(params: dict) -> bool:
+    """Whether a page is one of the profile's own (no folder, the profile's start)."""
+    return not params.get("dataset") and params.get("pretrained") is not False
+
+
 def execute(name: str, params: dict, out_dir: Path, kernel: str = "boxsup") -> tuple[Path, dict, float]:
-    """Run ``notebooks/<name>.ipynb`` with papermill; returns (executed path, metrics, seconds)."""
+    """Run ``notebooks/<name>.ipynb`` with papermill; returns (executed path, metrics, seconds). The
+    outputs are named by ``page_name``."""
     import papermill as pm  # local: the optional "notebooks" extra (see check_kernel)
 
     src = ROOT / "notebooks" / f"{name}.ipynb"
     if not src.is_file():
         raise FileNotFoundError(f"notebook {src} does not exist")
-    executed = out_dir / "_executed" / f"{name}.ipynb"
+    page = page_name(name, params)
+    executed = out_dir / "_executed" / f"{page}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path = out_dir / f"{name}.metrics.json"
+    metrics_path = out_dir / f"{page}.metrics.json"
     t0 = time.perf_counter()
     # a parameter only goes to the notebooks that declare it (seeds: the tables, not the figures)
     declared = set(pm.inspect_notebook(str(src)))
     given = {k: v for k, v in params.items() if k in declared}
+    for k in PAGE_PARAMS:
+        if params.get(k) is not None and k not in declared:
+            raise ValueError(f"notebooks/{name}.ipynb has no {k} parameter: it runs with its profile's {k} only")
     with replacing(executed) as tmp:
         pm.execute_notebook(str(src), str(tmp), parameters={**given, "metrics_path": os.path.relpath(metrics_path.resolve(), ROOT)},
                             kernel_name=kernel, cwd=str(ROOT), progress_bar=False)
@@ -151,20 +174,37 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+def pages(manifest: dict) -> list[tuple[str, str, str]]:
+    """(page, title, paper) of every report page in the manifest, in the index's order: each
+    notebook's own page, then the pages of that notebook on VOC-layout folders."""
+    reports = manifest.get("reports", {})
+    out = []
+    for name, title, paper in NOTEBOOKS:
+        if name in reports:
+            out.append((name, title, paper))
+        for page in sorted(p for p, r in reports.items() if p != name and r.get("notebook") == name):
+            params = reports[page]["params"]
+            on = [f"on {Path(params['dataset']).name}"] if params.get("dataset") else []
+            on += ["from random weights"] if params.get("pretrained") is False else []
+            out.append((page, f"{title}, {', '.join(on)}", paper))
+    return out
+
+
 def write_index(manifest: dict, out_dir: Path) -> Path:
     rows = []
-    for name, title, paper in NOTEBOOKS:
-        m = manifest.get("reports", {}).get(name)
-        if m is None:
-            continue
+    for name, title, paper in pages(manifest):
+        m = manifest["reports"][name]
         head = m.get("headline", {})
         ours = "<br>".join(f"{html.escape(k)}: {_fmt(v)}" for k, v in head.items()) or "&ndash;"
         runs = m.get("runs", {})
         train = f"{sum(runs.values()) / 60:.1f} min ({len(runs)} run{'s' if len(runs) != 1 else ''})" if runs else "&ndash;"
-        rows.append(f"<tr><td><a href=\"{name}.html\">{html.escape(title)}</a></td><td>{ours}</td>"
+        built = (f"<br><small>built {html.escape(m.get('date', '?'))} from commit <code>{html.escape(m.get('commit', '?'))}"
+                 f"</code></small>") if not own_page(m.get("params", {})) else ""
+        rows.append(f"<tr><td><a href=\"{name}.html\">{html.escape(title)}</a>{built}</td><td>{ours}</td>"
                     f"<td>{html.escape(paper)}</td><td>{html.escape(m.get('verdict', ''))}</td>"
                     f"<td>{m['seconds']:.0f} s</td><td>{train}</td></tr>")
-    all_runs = {k: v for r in manifest.get("reports", {}).values() for k, v in r.get("runs", {}).items()}
+    own = [r for r in manifest.get("reports", {}).values() if own_page(r.get("params", {}))]
+    all_runs = {k: v for r in own for k, v in r.get("runs", {}).items()}
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>boxsup reports</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
@@ -176,7 +216,7 @@ pre{{white-space:pre-wrap;word-break:normal;overflow-wrap:normal;overflow-x:auto
 Semantic Segmentation</em> (Dai, He, Sun, ICCV 2015), regenerated by this repository's notebooks.
 Profile <code>{html.escape(manifest['profile'])}</code>{' (the embedded synthetic benchmark: compare orderings, not absolute numbers)' if manifest['profile'] == 'toy' else ''};
 generated {html.escape(manifest['date'])} from commit <code>{html.escape(manifest['commit'])}</code>
-in {sum(r['seconds'] for r in manifest['reports'].values()) / 60:.1f} minutes of notebook time; the notebooks share
+in {sum(r['seconds'] for r in own) / 60:.1f} minutes of notebook time; the notebooks share
 {len(all_runs)} training runs, which took {sum(all_runs.values()) / 60:.1f} minutes to train (runs are cached in
 <code>runs/</code>, so a notebook whose runs exist only evaluates and renders).</p>
 <table><tr><th>report</th><th>ours (mIoU %, unless said)</th><th>paper</th><th>verdict</th><th>notebook wall time</th>
@@ -212,20 +252,25 @@ def build_reports(names: list[str] | None = None, params: dict | None = None, ou
         manifest = {}  # reports of another profile are not mixed into one index
     manifest.setdefault("reports", {})
     t_all = time.perf_counter()
+    commit, date = git_commit(), dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name}: executing ...", flush=True)
+        page = page_name(name, params)
+        print(f"[{i}/{len(names)}] {page}: executing ...", flush=True)
         executed, metrics, seconds = execute(name, params, out_dir, kernel)
-        render_html(executed, out_dir / f"{name}.html")
+        render_html(executed, out_dir / f"{page}.html")
         runs = metrics.get("runs", [])
-        manifest["reports"][name] = {"notebook_sha": _sha(ROOT / "notebooks" / f"{name}.ipynb"),
+        manifest["reports"][page] = {"notebook": name, "notebook_sha": _sha(ROOT / "notebooks" / f"{name}.ipynb"),
                                      "seconds": seconds, "headline": metrics.get("headline", {}),
                                      "verdict": metrics.get("verdict", ""), "params": params,
+                                     "commit": commit, "date": date,
                                      "runs": {Path(r).name: round(training_seconds(from_root(r)), 1) for r in runs}}
-        print(f"[{i}/{len(names)}] {name}: {seconds:.0f} s -> {out_dir / name}.html "
+        print(f"[{i}/{len(names)}] {page}: {seconds:.0f} s -> {out_dir / page}.html "
               f"(total {(time.perf_counter() - t_all) / 60:.1f} min)", flush=True)
-    manifest.update({"profile": params.get("profile", "toy"), "commit": git_commit(),
-                     "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     "seconds": time.perf_counter() - t_all})
+    if own_page(params):  # the header describes the profile's own pages
+        manifest.update({"profile": params.get("profile", "toy"), "commit": commit, "date": date,
+                         "seconds": time.perf_counter() - t_all})
+    for k, v in (("profile", params.get("profile", "toy")), ("commit", commit), ("date", date)):
+        manifest.setdefault(k, v)
     write_json(mpath, manifest)
     write_results(manifest, out_dir)
     return write_index(manifest, out_dir)
@@ -256,9 +301,7 @@ def results_rows(manifest: dict, out_dir: str | Path) -> list[dict]:
     the report's verdict)."""
     rows = []
     reports = manifest.get("reports", {})
-    for name, title, _ in NOTEBOOKS:
-        if name not in reports:
-            continue
+    for name, title, _ in pages(manifest):
         metrics = read_json(Path(out_dir) / f"{name}.metrics.json") or {}
         records = metrics.get("table") if isinstance(metrics.get("table"), list) else []
         sd_column = f"{metrics.get('score_column')} sd"  # present when the table ran several seeds

@@ -22,8 +22,11 @@ import pandas as pd
 
 from .config import Config
 from .crf import CRFParams
+from .data import DATASET_NAMES, load_dataset
+from .data.synthetic import VERSION as TOY_VERSION
 from .evaluate import CRF_DEFAULTS, CRF_TUNED, FCN, crf_scores, tune_crf, tuned_crf
 from .experiments import VERDICT_RULE, check_seeds, mean_sd, row_name, seed_configs, train_run
+from .runs import read_metrics
 
 SCORES = (FCN, CRF_DEFAULTS, CRF_TUNED)
 
@@ -138,3 +141,25 @@ def make_result(table: pd.DataFrame, per_seed: pd.DataFrame, used: list[str], cf
 def score_fn(cfg: Config, split: str | None = None, scales: tuple[float, ...] = (1.0,),
             progress: bool = True) -> Callable[[Path, Config], dict]:
     return lambda out, c: crf_scores(out, split, scales, use_crf=cfg.use_crf, progress=progress)
+
+
+def describe_data(cfg: Config, run: str | Path | None = None) -> str:
+    """What a result was computed from, in a few lines: the dataset (a folder by its name and the
+    first line of its SOURCE.txt), the sizes of its splits, and the network's start as ``run``
+    recorded it."""
+    train = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
+    ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root, masks="optional")
+    if cfg.dataset in DATASET_NAMES:
+        what = f"{cfg.dataset}" + (f" (embedded synthetic benchmark, version {TOY_VERSION})" if cfg.dataset == "toy" else "")
+    else:
+        source = Path(cfg.dataset) / "SOURCE.txt"
+        first = source.read_text().splitlines()[0].strip() if source.is_file() else "no SOURCE.txt"
+        what = f"the VOC-layout folder {Path(cfg.dataset).name} ({first})"
+    lines = [f"data: {what}; {cfg.train_split}: {len(train)} images, {cfg.eval_split}: {len(ev)} images, "
+             f"{len(train.classes)} classes"]
+    start = (read_metrics(run) or {}).get("start") if run is not None else None
+    if start:
+        extra = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in start.items()
+                          if k not in ("weights", "file") and isinstance(v, (int, float, str)))
+        lines.append(f"network start: {start['weights']}" + (f" ({extra})" if extra else ""))
+    return "\n".join(lines)

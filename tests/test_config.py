@@ -88,3 +88,15 @@ def test_a_fine_tune_run_key_does_not_depend_on_where_the_checkout_lies():
     b = Config(supervision="mask", init_from="/tmp/b/runs/toy-extra-box-k5-0123456789")
     c = Config(supervision="mask", init_from="/tmp/b/runs/toy-extra-box-k5-9999999999")
     assert a.key() == b.key() != c.key()
+
+
+def test_a_folder_dataset_is_read_against_the_project_root_and_keyed_by_its_name(tmp_path):
+    from boxsup.data.paths import project_root
+
+    rel = Config(dataset="../shared/realdata/weizmann_horse", supervision="box")
+    assert rel.dataset == str(project_root() / "../shared/realdata/weizmann_horse")
+    assert rel.name == "weizmann_horse-box-k5"
+    moved = Config(dataset=str(tmp_path / "elsewhere" / "weizmann_horse"), supervision="box")
+    other = Config(dataset=str(tmp_path / "zebras"), supervision="box")
+    assert rel.key() == moved.key() != other.key()  # a folder's copy elsewhere is the same run
+    assert Config(dataset="toy").dataset == "toy" and Config().key() == Config(dataset="toy").key()

@@ -134,14 +134,18 @@ def test_trimap_fill_and_pick_charts_keep_their_legends_off_the_axes():
         assert _inside(f, box) and not any(box.overlaps(ax.get_window_extent()) for ax in f.axes)
 
 
+# every row of Table 2 but the true masks' (the strip's ground-truth column)
+STRIP_ROWS = [name for name, ch, _ in paper.TABLE2_ROWS if ch["supervision"] != "mask"]
+
+
 def test_label_strip_one_column_per_row_of_table_2():
     samples = [_sample(0, 1), _sample(1, 2, mask=False)]
     labels = {name: [s.mask if s.mask is not None else np.zeros((16, 16), np.uint8) for s in samples]
-              for name, _, _ in paper.TABLE2_ROWS}
+              for name in STRIP_ROWS}
     fig = figures.label_strip(samples, labels, CLASSES)
-    assert len(fig.axes) == 2 * (2 + len(paper.TABLE2_ROWS))
-    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes[:7]]
-    assert titles == ["image + boxes", "ground truth"] + [r[0] for r in paper.TABLE2_ROWS]
+    assert len(fig.axes) == 2 * (2 + len(STRIP_ROWS))
+    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes[:2 + len(STRIP_ROWS)]]
+    assert titles == ["image + boxes", "ground truth"] + STRIP_ROWS
     assert _key(fig)[0] == ["background", "disc", "triangle"]  # the second image's box is a triangle
 
 
@@ -172,12 +176,17 @@ def test_table1_per_class_and_table2_strip_on_tiny_runs(tiny_cfg):
     t2 = paper.table2(tiny_cfg, progress=False)
     strip = t2.data["strip"]
     assert len(strip["samples"]) == 4 and strip["classes"][0] == "background"
-    assert list(strip["labels"]) == [r[0] for r in paper.TABLE2_ROWS]
+    assert list(strip["labels"]) == STRIP_ROWS
     for name, maps in strip["labels"].items():
         assert [m.shape for m in maps] == [s.size for s in strip["samples"]], name
         assert all(set(np.unique(m)) <= {0} | set(s.labels.tolist()) for m, s in zip(maps, strip["samples"])), name
     assert box_run in t2.runs  # Table 1's box row is Table 2's "ours": not trained again
     assert len(figures.label_strip(**strip).axes) == 4 * 7
+    # BoxSup's picks per epoch (from the logs) and the lines the pool allows, drawn together
+    assert list(t2.data["curves"].columns) == ["BoxSup k=1", "BoxSup k=5"] and list(t2.data["curves"].index) == [1]
+    assert set(t2.data["levels"]) == {"ceiling k=5", "ceiling k=1", "Eo-only k=5", "Eo-only k=1"}
+    assert 0 < t2.data["curves"].iloc[0, 0] <= 100 and all(0 < v <= 100 for v in t2.data["levels"].values())
+    figures.pick_quality_curve(t2.data["curves"], t2.data["levels"])
 
     f3 = pf.fig3(tiny_cfg, [1], progress=False)
     f5 = pf.fig5(tiny_cfg, [0, 1], progress=False)

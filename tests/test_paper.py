@@ -16,8 +16,10 @@ from boxsup import figures, paper, report, results  # noqa: E402
 from boxsup.crf import CRFParams  # noqa: E402
 from boxsup import paper_figures as pf  # noqa: E402
 from boxsup.config import Config  # noqa: E402
+from boxsup.data import DataError  # noqa: E402
 from boxsup.data.sample import Sample  # noqa: E402
 from boxsup.experiments import claim_verdict, describe_claim, mean_sd, seed_configs  # noqa: E402
+from fixtures import write_voc  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "reports"
@@ -295,7 +297,7 @@ def test_tables_on_faked_runs(fake_runs, seeds, tmp_path):
     results = {"table1": paper.table1(cfg, seeds=seeds), "table2": paper.table2(cfg, seeds),
                "table3": paper.table3(cfg, 200, seeds), "table4": paper.table4(cfg, seeds=seeds),
                "table5": paper.table5(cfg, seeds)}
-    rows = {"table1": 5, "table2": 5, "table3": 4, "table4": 7, "table5": 2}
+    rows = {"table1": 5, "table2": 6, "table3": 4, "table4": 7, "table5": 2}
     for name, res in results.items():
         assert len(res.table) == rows[name] and len(res.data["per_seed"]) == rows[name] * seeds, name
         means = [c for c in res.table.columns if not c.endswith(" sd")]
@@ -335,7 +337,7 @@ def test_tables_on_faked_runs(fake_runs, seeds, tmp_path):
     assert results["table2"].data["strip"]["rows"] == [r[0] for r in paper.TABLE2_ROWS]
     # a run needed by two tables is the same folder (Table 1's box row is Table 2's "ours")
     assert set(results["table1"].runs) & set(results["table2"].runs)
-    assert len(results["table2"].runs) == 5 * seeds
+    assert len(results["table2"].runs) == 6 * seeds  # the mask row is Table 1's mask run
 
 
 def test_use_crf_false_has_only_the_plain_network(fake_runs):
@@ -372,3 +374,32 @@ def test_figures_on_faked_runs(fake_runs, monkeypatch):
 def _metrics(res: paper.Result, tmp_path: Path) -> dict:
     report.write_metrics(tmp_path / "m.json", res)
     return json.loads((tmp_path / "m.json").read_text())
+
+
+def test_tables_on_a_voc_folder_keep_what_the_folder_can_give(fake_runs, tmp_path):
+    folder = tmp_path / "horses"
+    write_voc(folder, {f"h{i}": [(13, (4, 4, 30, 24))] for i in range(4)}, {"train": ["h0", "h1"], "val": ["h2", "h3"]})
+    cfg = paper.params_config(**{**NOTEBOOK_PARAMS, "dataset": str(folder)})
+    t1 = paper.table1(cfg)  # the toy's extra set has other classes: its rows are left out, and said so
+    assert [r[1] for r in t1.table.index] == ["mask", "box", "semi: some masks + boxes"]
+    assert "horses has no extra set" in t1.verdict
+    assert all(r.startswith("horses-") for r in (Path(u).name for u in t1.runs))
+    with pytest.raises(ValueError, match="Table 5 trains on PASCAL-Context"):
+        paper.table5(cfg)
+    with pytest.raises(DataError, match="test"):  # no test list: said before any training
+        paper.table4(cfg)
+
+
+def test_pick_curves_average_the_seeds_logs_epoch_by_epoch(tmp_path):
+    from boxsup.runs import write_log
+
+    folder = {}
+    for run, ious in (("k5-a", [0.5, 0.6]), ("k5-b", [0.7, None]), ("k1-a", [0.4, 0.45])):
+        folder[run] = tmp_path / run
+        folder[run].mkdir()
+        write_log(folder[run], [{"epoch": e + 1, "pick_mIoU": v} for e, v in enumerate(ious)])
+    per_seed = pd.DataFrame({"masks": ["ours k5", "ours k5", "ours k1"], "run": ["k5-a", "k5-b", "k1-a"]}).set_index("masks")
+    curves = paper.pick_curves(per_seed, folder, {"ours k5": 5, "ours k1": 1})
+    assert list(curves.columns) == ["BoxSup k=5", "BoxSup k=1"] and list(curves.index) == [1, 2]
+    np.testing.assert_allclose(curves["BoxSup k=5"], [60.0, 60.0])  # epoch 2: the one seed that has it
+    np.testing.assert_allclose(curves["BoxSup k=1"], [40.0, 45.0])

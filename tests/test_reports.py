@@ -19,22 +19,26 @@ def _manifest() -> dict:
 
 
 def test_every_notebook_has_a_report_from_its_current_version():
+    from boxsup import report
     from boxsup.report import NOTEBOOKS
 
     m = _manifest()
     notebooks = {p.stem for p in (ROOT / "notebooks").glob("*.ipynb")}
-    assert notebooks == set(m["reports"]), "the report set differs from the notebook set"
+    own = {page for page, r in m["reports"].items() if report.own_page(r["params"])}
+    assert notebooks == own, "the report set differs from the notebook set"
     assert notebooks <= {n for n, _, _ in NOTEBOOKS}, "a notebook is missing from report.NOTEBOOKS"
-    for name, r in m["reports"].items():
+    for page, r in m["reports"].items():  # pages on a VOC-layout folder (make reports-real) too
+        name = r["notebook"]
+        assert page == report.page_name(name, r["params"])
         sha = hashlib.sha256((ROOT / "notebooks" / f"{name}.ipynb").read_bytes()).hexdigest()[:16]
-        assert r["notebook_sha"] == sha, f"reports/{name}.html is stale: notebooks/{name}.ipynb changed since"
-        assert (REPORTS / f"{name}.html").is_file()
-        assert (REPORTS / f"{name}.metrics.json").is_file()
+        assert r["notebook_sha"] == sha, f"reports/{page}.html is stale: notebooks/{name}.ipynb changed since"
+        assert (REPORTS / f"{page}.html").is_file()
+        assert (REPORTS / f"{page}.metrics.json").is_file()
     assert m["profile"] == "toy" and "dirty" not in m["commit"]
     index = (REPORTS / "index.html").read_text()
     assert m["commit"] in index
-    for name in notebooks:
-        assert f'href="{name}.html"' in index
+    for page in m["reports"]:
+        assert f'href="{page}.html"' in index
 
 
 def test_every_report_records_headline_verdict_and_runs():
@@ -121,6 +125,29 @@ def test_index_shows_training_time_of_the_runs_each_report_uses(tmp_path):
     page = write_index(manifest, tmp_path).read_text()
     assert "3.0 min (2 runs)" in page and "2.0 min (1 run)" in page
     assert "share\n2 training runs, which took 3.0 minutes to train" in page
+
+
+def test_index_lists_a_page_on_a_voc_folder_after_its_notebook(tmp_path):
+    from boxsup.report import page_name, results_rows, write_index
+
+    horse = {"dataset": "../shared/realdata/weizmann_horse"}
+    assert page_name("table2", horse) == "table2-weizmann_horse" and page_name("table2", {"seeds": 3}) == "table2"
+    assert page_name("table2", {**horse, "pretrained": False}) == "table2-weizmann_horse-scratch"
+    manifest = {"profile": "toy", "commit": "abc1234", "date": "2026-01-01 00:00 UTC", "reports": {
+        "table2-weizmann_horse": {"notebook": "table2", "seconds": 600.0, "headline": {"GrabCut": 61.0},
+                                  "verdict": "v-horse", "params": horse, "commit": "def5678",
+                                  "date": "2026-02-02 00:00 UTC", "runs": {"h": 60.0}},
+        "table1": {"notebook": "table1", "seconds": 60.0, "headline": {}, "verdict": "v1", "params": {}, "runs": {}},
+        "table2": {"notebook": "table2", "seconds": 120.0, "headline": {"GrabCut": 64.5}, "verdict": "v2",
+                   "params": {}, "runs": {"a": 30.0}}}}
+    page = write_index(manifest, tmp_path).read_text()
+    order = [page.index(f'href="{p}.html"') for p in ("table1", "table2", "table2-weizmann_horse")]
+    assert order == sorted(order) and "Table 2: masks estimated from boxes, on weizmann_horse" in page
+    assert "built 2026-02-02 00:00 UTC from commit <code>def5678</code>" in page
+    assert "in 3.0 minutes of notebook time" in page and "share\n1 training runs" in page  # the toy pages only
+    rows = results_rows(manifest, tmp_path)
+    assert [r["report"] for r in rows] == ["Table 2: masks estimated from boxes",
+                                           "Table 2: masks estimated from boxes, on weizmann_horse"]
 
 
 def test_index_links_the_results_tables(tmp_path):
@@ -223,3 +250,12 @@ def test_execute_passes_each_notebook_only_the_parameters_it_declares(tmp_path, 
         report.execute(name, {"profile": "toy", "seeds": 1}, tmp_path)
     assert seen["table2"]["seeds"] == 1 and seen["table2"]["profile"] == "toy"
     assert "seeds" not in seen["fig3"] and seen["fig3"]["profile"] == "toy"
+    # a VOC-layout folder goes to every notebook that trains; the data page has no such parameter
+    horse = {"profile": "toy", "dataset": "../shared/realdata/weizmann_horse"}
+    executed, _, _ = report.execute("table2", horse, tmp_path)
+    assert seen["table2"]["dataset"] == horse["dataset"] and executed.name == "table2-weizmann_horse.ipynb"
+    assert seen["table2"]["metrics_path"].endswith("table2-weizmann_horse.metrics.json")
+    with pytest.raises(ValueError, match="no dataset parameter"):
+        report.execute("data", horse, tmp_path)
+    with pytest.raises(ValueError, match="no pretrained parameter"):  # fig3 has no start parameter
+        report.execute("fig3", {"profile": "toy", "pretrained": False}, tmp_path)

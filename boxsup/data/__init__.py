@@ -19,7 +19,10 @@ from .voc import VOCLayout
 
 __all__ = ["IGNORE", "VOC_CLASSES", "DataError", "Sample", "VOCLayout", "load_dataset", "ensure_toy",
            "default_data_root", "read_image", "read_label_png", "tight_box", "TOY_CLASSES",
-           "CONTEXT_CLASSES"]
+           "CONTEXT_CLASSES", "DATASET_NAMES"]
+
+# the names load_dataset knows; any other dataset is a path to a VOC-layout folder
+DATASET_NAMES = ("toy", "toy-context", "voc2012", "voc2012-aug", "voc2007", "coco", "coco80", "context")
 
 
 def load_dataset(name: str, split: str, data_root: str | os.PathLike | None = None, *,
@@ -57,5 +60,5 @@ def load_dataset(name: str, split: str, data_root: str | os.PathLike | None = No
         return VOCLayout(path, split, masks=masks or "optional")
     looks_like_path = os.sep in name or name.startswith((".", "~"))  # a mistyped folder, not a name
     raise DataError((f"dataset path {name!r} does not exist (looked for the folder {path.expanduser().resolve()}); "
-                     if looks_like_path else f"unknown dataset {name!r}: ") + "expected one of toy, toy-context, "
-                    "voc2012, voc2012-aug, voc2007, coco, coco80, context, or a path to a VOC-layout folder")
+                     if looks_like_path else f"unknown dataset {name!r}: ") + "expected one of "
+                    f"{', '.join(DATASET_NAMES)}, or a path to a VOC-layout folder")
