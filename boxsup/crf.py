@@ -183,13 +183,16 @@ def grid_labels(images: Sequence[np.ndarray], probs: Sequence[np.ndarray], point
     runs all the points: one pool, one transfer per image, and no wait at the end of each point for
     its slowest chunk (``benchmarks/run_stages.py`` times it against one pass per point)."""
     jobs = [(im, p, tuple(points)) for im, p in zip(images, probs)]
-    bar = tqdm(total=len(jobs), desc="CRF grid search", disable=not progress, leave=False)
-    if workers == 1 or len(jobs) == 1:
-        per_image = [_grid_job(j) for j in jobs if not bar.update()]
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            per_image = [labs for labs in pool.map(_grid_job, jobs) if not bar.update()]
-    bar.close()
+    per_image = []
+    pool = ProcessPoolExecutor(min(workers, len(jobs))) if workers > 1 and len(jobs) > 1 else None
+    try:
+        with tqdm(total=len(jobs), desc="CRF grid search", disable=not progress, leave=False) as bar:
+            for labs in (pool.map(_grid_job, jobs) if pool is not None else map(_grid_job, jobs)):
+                per_image.append(labs)
+                bar.update()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return [[labs[i] for labs in per_image] for i in range(len(points))]
 
 

@@ -112,14 +112,28 @@ def test_search_writes_and_reuses_cache(tmp_path, monkeypatch):
 
 
 @needs_crf
-def test_grid_labels_match_one_pass_per_point_in_order():
+def test_grid_labels_match_one_pass_per_point_in_order(monkeypatch):
     cases = [two_colour_case(h=20 + 2 * s, w=28, seed=s) for s in range(5)]
     ims, probs = [c[0] for c in cases], [c[1] for c in cases]
     points = [CRFParams(iterations=3, bi_w=w, pos_xy_std=x) for w in (0, 4) for x in (1, 3)]
+    class Bar:  # a progress bar that redraws on every update, as tqdm's returns True when it does
+        def __init__(self, *a, **k):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n=1):
+            return True
+
+    wanted = [dense_crf_many(ims, probs, pt, 1, labels=True, progress=False) for pt in points]
+    monkeypatch.setattr(crf_mod, "tqdm", Bar)
     for workers in (1, 2):
-        got = crf_mod.grid_labels(ims, probs, points, workers, progress=False)
-        for pt, labs in zip(points, got):
-            want = dense_crf_many(ims, probs, pt, 1, labels=True, progress=False)
+        got = crf_mod.grid_labels(ims, probs, points, workers, progress=True)
+        for labs, want in zip(got, wanted, strict=True):
             assert len(labs) == len(want) and all(np.array_equal(a, b) for a, b in zip(labs, want))
 
 
