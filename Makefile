@@ -42,15 +42,15 @@ pretrain: install
 reports: install
 	$(BIN)/boxsup report $(if $(SEEDS),--seeds $(SEEDS))
 
-# Table 2 on real photos read from ../shared/realdata (never copied into the repository), from the
-# toy profile's pre-trained body and from random weights: reports/table2-weizmann_horse.html and
-# table2-weizmann_horse-scratch.html, listed in the index. Without the folder the pages stay as they are.
+# Table 2 on real photos read from ../shared/realdata, from the toy profile's pre-trained body and from
+# random weights, into reports/real/ (its own index). Not committed: the pages embed the photos, whose
+# terms do not allow redistributing them. Without the folder the target says so and does nothing.
 REALDATA ?= ../shared/realdata/weizmann_horse
 reports-real: install
 	@if [ -d "$(REALDATA)" ]; then \
-	  $(BIN)/boxsup report --only table2 --dataset $(REALDATA) $(if $(SEEDS),--seeds $(SEEDS)) && \
-	  $(BIN)/boxsup report --only table2 --dataset $(REALDATA) --scratch $(if $(SEEDS),--seeds $(SEEDS)); \
-	else echo "skipped: $(REALDATA) not found; reports/table2-$(notdir $(REALDATA))*.html are left as they are (they name what they were built from)"; fi
+	  $(BIN)/boxsup report --only table2 --dataset $(REALDATA) --out reports/real $(if $(SEEDS),--seeds $(SEEDS)) && \
+	  $(BIN)/boxsup report --only table2 --dataset $(REALDATA) --scratch --out reports/real $(if $(SEEDS),--seeds $(SEEDS)); \
+	else echo "skipped: $(REALDATA) not found (reports/real/ is built only where the photos are)"; fi
 
 benchmarks: install
 	$(BIN)/python benchmarks/proposals.py
