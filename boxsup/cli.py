@@ -1,6 +1,6 @@
 """``boxsup`` command line: data, pretrain, proposals, train, evaluate, report.
 
-    boxsup data [--data-root D]                       generate the toy benchmark, print its statistics
+    boxsup data [--data-root D] [--toy-version N]     generate the toy benchmark, print its statistics
     boxsup pretrain [--data-root D]                   pre-train the toy network's body on the toy ImageNet
     boxsup proposals --dataset toy --split train --method mcg-ours [--workers N] [--shard i/n]
     boxsup train --supervision box [--k 5] [--epochs N] [any Config field as --field value]
@@ -28,6 +28,7 @@ from .crf import CRFParams, require_crf
 from .data import VOCLayout, default_data_root, load_dataset
 from .data.paths import from_root
 from .data.stats import summary
+from .data.synthetic import VERSION, VERSIONS, ToySpec, ensure_toy, toy_version
 from .evaluate import evaluate_run, submit_run
 from .experiments import train_run
 from .labels import split_spec
@@ -57,6 +58,8 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 
 def _cmd_data(args) -> int:
+    if args.toy_version is not None:  # pins the root to that version (every later use keeps it)
+        ensure_toy(args.data_root, ToySpec(version=args.toy_version))
     rows, fill = [], {}
     for split in ("train", "extra", "val", "test"):
         s = summary(load_dataset("toy", split, args.data_root))
@@ -64,7 +67,7 @@ def _cmd_data(args) -> int:
                      "max objects": s["max_objects_per_image"], "image size": s["image_size"],
                      "box fill": f"{s['mean_box_fill']:.2f}", "box area / image": f"{s['mean_box_area_frac']:.2f}"})
         fill = fill or s["box_fill_per_class"]
-    print(f"embedded benchmark in {default_data_root(args.data_root)}")
+    print(f"embedded benchmark version {toy_version(args.data_root)} in {default_data_root(args.data_root)}")
     print(_table(rows, list(rows[0])))
     print("box fill per class (toy/train; object pixels / box pixels, lower = harder from boxes): "
           + ", ".join(f"{k} {v:.2f}" for k, v in sorted(fill.items(), key=lambda kv: -kv[1])))
@@ -332,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("data", help="generate the embedded benchmark and print its statistics", allow_abbrev=False)
     p.add_argument("--data-root", default=None, help=data_root_help)
+    p.add_argument("--toy-version", type=int, default=None, choices=VERSIONS,
+                   help=f"generate this benchmark version and pin the data root to it (default: {VERSION}, "
+                        "following the code); e.g. --toy-version 7 --data-root data-v7 reproduces v7")
     p.set_defaults(func=_cmd_data)
 
     p = sub.add_parser("pretrain", help="pre-train the toy network's body on the toy ImageNet (cached)", **shown)

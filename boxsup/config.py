@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .data import DATASET_NAMES
 from .data.paths import from_root
-from .data.synthetic import VERSION as TOY_VERSION
+from .data.synthetic import toy_version
 from .proposals.generators import BOX_METHODS, PROPOSAL_METHODS
 
 # Every vocabulary of a run, defined once (the modules that act on them import them from here).
@@ -207,7 +207,7 @@ class Config:
     def key(self) -> str:
         """Hash of everything that changes what the run learns (not where it runs or is stored)."""
         d = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_KEY}
-        d["toy_version"] = TOY_VERSION  # a regenerated benchmark invalidates cached toy runs
+        d["toy_version"] = toy_version(self.data_root)  # another benchmark version: other runs
         if self.init_from:  # the run started from is named by its folder (name-hash), not where it lies
             d["init_from"] = Path(self.init_from).name
         if self.dataset not in DATASET_NAMES:  # a folder dataset by its name, not where it lies

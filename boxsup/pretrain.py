@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .atomic import locked, save_torch
 from .data.sample import DataError, read_image
-from .data.synthetic import THINGS, VERSION, ensure_toy
+from .data.synthetic import THINGS, ensure_toy, toy_version
 from .data.transforms import normalise_batch
 from .models import toy_fcn, toy_pretrained_path
 
@@ -97,4 +97,4 @@ def _pretrain(path: Path, data_root: str | os.PathLike | None, seed: int, progre
         pred = torch.cat([net(_batch(images[held[i:i + 64]], None)).argmax(1) for i in range(0, len(held), 64)])
     accuracy = float((pred.numpy() == labels[held]).mean())
     save_torch(path, {"features": body.state_dict(), "heldout_accuracy": accuracy, "images": len(train),
-                      "epochs": EPOCHS, "seed": seed, "toy_version": VERSION})
+                      "epochs": EPOCHS, "seed": seed, "toy_version": toy_version(data_root)})

@@ -23,7 +23,7 @@ import pandas as pd
 from .config import Config
 from .crf import CRFParams
 from .data import DATASET_NAMES, load_dataset
-from .data.synthetic import VERSION as TOY_VERSION
+from .data.synthetic import toy_version
 from .evaluate import CRF_DEFAULTS, CRF_TUNED, FCN, crf_scores, tune_crf, tuned_crf
 from .experiments import VERDICT_RULE, check_seeds, mean_sd, row_name, seed_configs, train_run
 from .runs import read_metrics
@@ -150,7 +150,7 @@ def describe_data(cfg: Config, run: str | Path | None = None) -> str:
     train = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
     ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root, masks="optional")
     if cfg.dataset in DATASET_NAMES:
-        what = f"{cfg.dataset}" + (f" (embedded synthetic benchmark, version {TOY_VERSION})" if cfg.dataset == "toy" else "")
+        what = f"{cfg.dataset}" + (f" (embedded synthetic benchmark, version {toy_version(cfg.data_root)})" if cfg.dataset == "toy" else "")
     else:
         source = Path(cfg.dataset) / "SOURCE.txt"
         first = source.read_text().splitlines()[0].strip() if source.is_file() else "no SOURCE.txt"

@@ -101,9 +101,10 @@ def test_two_processes_generating_one_root_both_get_the_benchmark(tmp_path):
 
 
 # --- the CRF hold-out split ------------------------------------------------------------------------
-# the generator as it was before the crfval split existed (benchmark VERSION 7, same as now)
+# the generator as it was before the crfval split existed (benchmark version 7): today's code asked for
+# version 7 must write the same files, so v7 stays reproducible by its version number
 BEFORE_CRFVAL = "4f2116e"
-HOLDOUT = ToySpec(train=5, extra=3, val=3, test=2, context_train=2, context_val=2, imagenet=12, crfval=4,
+HOLDOUT = ToySpec(version=7, train=5, extra=3, val=3, test=2, context_train=2, context_val=2, imagenet=12, crfval=4,
                   context_crfval=3)
 
 
@@ -137,10 +138,10 @@ def _files(root):
             if p.is_file() and p.name != "toy.json" and not p.name.startswith(".lock")}
 
 
-def test_crfval_split_exists_and_every_other_file_is_byte_identical_to_before(tmp_path):
+def test_version_7_with_its_crfval_split_is_byte_identical_to_the_generator_before(tmp_path):
     old = _old_generator(tmp_path)
     from dataclasses import asdict
-    before_spec = old.ToySpec(**{k: v for k, v in asdict(HOLDOUT).items() if k not in ("crfval", "context_crfval")})
+    before_spec = old.ToySpec(**{k: v for k, v in asdict(HOLDOUT).items() if k not in ("crfval", "context_crfval", "version")})
     before = _files(old.ensure_toy(tmp_path / "before", before_spec))
     now = _files(ensure_toy(tmp_path / "now", HOLDOUT))
     added = set(now) - set(before)
@@ -167,3 +168,39 @@ def test_crfval_is_added_to_a_benchmark_made_before_it(tmp_path):
     ensure_toy(old, HOLDOUT)
     assert _files(old) == _files(made)
     assert json.loads((old / "toy.json").read_text())["crfval"] == {"crfval": 4, "context_crfval": 3}
+
+
+# --- benchmark versions ------------------------------------------------------------------------------
+
+def test_unknown_version_is_refused():
+    with pytest.raises(ValueError, match="version 99"):
+        ToySpec(version=99)
+
+
+def test_version_8_renders_other_images_than_version_7():
+    v7, v8 = (render(np.random.default_rng(5), ToySpec(version=v)) for v in (7, 8))
+    assert not np.array_equal(v7[0], v8[0])
+
+
+def test_a_root_asked_for_an_old_version_stays_pinned_to_it(tmp_path):
+    from boxsup.config import Config
+    from boxsup.data.synthetic import VERSION, _present, toy_version
+    from boxsup.models import toy_pretrained_path
+
+    small = {k: v for k, v in vars(SMALL).items() if k != "version"}
+    old, new = tmp_path / "v7", tmp_path / "v8"
+    ensure_toy(old, ToySpec(version=7, **small))
+    ensure_toy(new, ToySpec(version=VERSION, **small))
+    marker = (old / "toy.json").read_text()
+    assert json.loads(marker)["pinned"] and json.loads(marker)["spec"]["version"] == 7
+    ensure_toy(old)  # no spec: the pinned version is kept, not replaced by the default
+    assert (old / "toy.json").read_text() == marker
+    assert len(load_dataset("toy", "train", old)) == 6
+    assert (toy_version(old), toy_version(new), toy_version(tmp_path / "none")) == (7, VERSION, VERSION)
+    assert toy_pretrained_path(old).name.endswith("-v7.pth")
+    assert Config(data_root=str(old)).key() != Config(data_root=str(new)).key()
+    # a benchmark of an older version that nobody pinned is replaced by the default one
+    unpinned = json.loads(marker)
+    unpinned["pinned"] = False
+    (old / "toy.json").write_text(json.dumps(unpinned))
+    assert not _present(old, None) and toy_version(old) == VERSION

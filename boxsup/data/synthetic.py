@@ -31,15 +31,17 @@ from ..atomic import locked, read_json, write_json, write_text
 from .boxes import tight_box
 from .paths import from_root
 from .sample import IGNORE, write_jpeg, write_palette_png
-from .toy_render import STUFF, THINGS, render
+from .toy_render import LOOKS, STUFF, THINGS, render
 
 TOY_CLASSES = ("background",) + THINGS
 CONTEXT_CLASSES = ("background",) + THINGS + STUFF
-VERSION = 7  # bump when the generator changes so cached data is regenerated
+VERSION = 8  # the default version; bump (and add a Look) when the generator changes
+VERSIONS = tuple(LOOKS)  # every version stays reproducible: ToySpec(version=7) is v7, byte for byte
 
 
 @dataclass(frozen=True)
 class ToySpec:
+    version: int = VERSION
     seed: int = 0
     size: int = 112
     train: int = 400
@@ -55,6 +57,10 @@ class ToySpec:
     # random streams after everything else, so adding them changed no other image (no VERSION bump)
     crfval: int = 100
     context_crfval: int = 60
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:
+            raise ValueError(f"toy benchmark version {self.version}: unknown; known: {', '.join(map(str, VERSIONS))}")
 
 
 # the CRF hold-out splits' own streams: np.random.default_rng([seed, stream])
@@ -145,21 +151,32 @@ def default_data_root(data_root: str | os.PathLike | None = None) -> Path:
 def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None = None) -> Path:
     """Generate the toy benchmark under ``data_root`` unless an identical one is already there.
 
-    ``spec=None`` accepts any benchmark of the current generator version already present (tests
-    generate small ones) and generates the default ``ToySpec()`` otherwise. Generation happens in a
-    temporary folder that is renamed into place at the end, so a killed generation never leaves a
-    half-written benchmark behind; candidate segments cached for an older benchmark are removed.
-    A second process asking for the same root waits for the first one's benchmark. Returns the root.
+    ``spec=None`` accepts a benchmark of the default version, or one a spec asked for explicitly
+    (``boxsup data --toy-version 7``: the root is then pinned to that version), and generates the
+    default ``ToySpec()`` otherwise (an older unpinned benchmark is replaced by the current one).
+    Generation happens in a temporary folder that is renamed into place at the end, so a killed
+    generation never leaves a half-written benchmark behind; candidate segments and the pre-trained
+    body cached for an older benchmark are removed. A second process asking for the same root waits
+    for the first one's benchmark. Returns the root.
     """
     root = default_data_root(data_root)
     if _present(root, spec) and _crfval_present(root, spec):
         return root
     with locked(root, ".lock-toy"):
         if not _present(root, spec):
-            _generate(root, spec or ToySpec())
+            _generate(root, spec or ToySpec(), pinned=spec is not None)
         elif not _crfval_present(root, spec):  # a benchmark made before the CRF hold-out existed
             _add_crfval(root, spec or _found_spec(root))
     return root
+
+
+def toy_version(data_root: str | os.PathLike | None = None) -> int:
+    """The benchmark version ``ensure_toy(data_root)`` gives: the pinned one, else the default.
+    Runs and the pre-trained body are keyed by it, so two versions never share a cache entry."""
+    marker = read_json(default_data_root(data_root) / "toy.json")
+    if isinstance(marker, dict) and marker.get("pinned"):
+        return int(marker.get("spec", {}).get("version", VERSION))
+    return VERSION
 
 
 def _core(stamp: dict) -> dict:
@@ -172,12 +189,14 @@ def _found_spec(root: Path) -> ToySpec:
 
 
 def _present(root: Path, spec: ToySpec | None) -> bool:
-    """Whether ``root`` holds a complete benchmark of this version (and of ``spec``, if given;
-    the CRF hold-out splits are checked by ``_crfval_present``)."""
-    found = read_json(root / "toy.json")
-    found = found.get("spec", {}) if isinstance(found, dict) else {}
-    return found.get("version") == VERSION and (
-        spec is None or _core(found) == _core({"version": VERSION, **asdict(spec)}))
+    """Whether ``root`` holds a complete benchmark of ``spec`` (or, with ``spec=None``, of the default
+    version or a pinned one; the CRF hold-out splits are checked by ``_crfval_present``)."""
+    marker = read_json(root / "toy.json")
+    marker = marker if isinstance(marker, dict) else {}
+    found = marker.get("spec", {})
+    if spec is None:
+        return found.get("version") == VERSION or (bool(marker.get("pinned")) and found.get("version") in VERSIONS)
+    return _core(found) == _core(asdict(spec))
 
 
 def _crfval_present(root: Path, spec: ToySpec | None) -> bool:
@@ -203,9 +222,9 @@ def _add_crfval(root: Path, spec: ToySpec) -> None:
     write_json(root / "toy.json", {**marker, "crfval": {k: getattr(spec, k) for k in CRFVAL_FIELDS}})
 
 
-def _generate(root: Path, spec: ToySpec) -> None:
+def _generate(root: Path, spec: ToySpec, pinned: bool = False) -> None:
     marker = root / "toy.json"
-    stamp = {"version": VERSION, **asdict(spec)}
+    stamp = asdict(spec)
     root.mkdir(parents=True, exist_ok=True)
     work = root / f".toy-tmp-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -237,5 +256,5 @@ def _generate(root: Path, spec: ToySpec) -> None:
         os.replace(work / sub, dst)
     shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
-    write_json(marker, {"spec": stamp, "seconds": round(seconds, 2),
+    write_json(marker, {"spec": stamp, "pinned": pinned, "seconds": round(seconds, 2),
                         "crfval": {k: getattr(spec, k) for k in CRFVAL_FIELDS}})
