@@ -151,6 +151,17 @@ def test_data_prints_a_rounded_table(data_root, capsys):
     assert not re.search(r"\d\.\d{4,}", out)  # no 17-digit floats
 
 
+
+def test_data_names_the_version_of_a_pinned_root_and_refuses_an_unknown_one(tmp_path, capsys):
+    from dataclasses import asdict, replace
+
+    root = ensure_toy(tmp_path / "v7", replace(TINY, version=7))
+    assert asdict(TINY)["version"] != 7 and main(["data", "--data-root", str(root)]) == 0
+    assert "embedded benchmark version 7" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["data", "--data-root", str(root), "--toy-version", "99"])
+    assert e.value.code == 2 and "invalid choice: 99" in capsys.readouterr().err
+
 @pytest.mark.slow
 def test_proposals_quality_prints_seconds_per_image(data_root, tmp_path, capsys):
     argv = ["proposals", "--dataset", "toy", "--split", "val", "--method", "rect", "--data-root", data_root,
