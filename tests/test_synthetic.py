@@ -204,3 +204,14 @@ def test_a_root_asked_for_an_old_version_stays_pinned_to_it(tmp_path):
     unpinned["pinned"] = False
     (old / "toy.json").write_text(json.dumps(unpinned))
     assert not _present(old, None) and toy_version(old) == VERSION
+
+
+def test_a_root_pinned_to_a_version_this_code_does_not_know_is_refused_not_overwritten(tmp_path):
+    from boxsup.data.synthetic import toy_version
+
+    (tmp_path / "toy.json").write_text(json.dumps({"spec": {"version": 99}, "pinned": True}))
+    with pytest.raises(ValueError, match="version 99 is pinned"):
+        toy_version(tmp_path)
+    with pytest.raises(ValueError, match="version 99 is pinned"):
+        ensure_toy(tmp_path)
+    assert json.loads((tmp_path / "toy.json").read_text())["spec"] == {"version": 99}

@@ -173,10 +173,15 @@ def ensure_toy(data_root: str | os.PathLike | None = None, spec: ToySpec | None 
 def toy_version(data_root: str | os.PathLike | None = None) -> int:
     """The benchmark version ``ensure_toy(data_root)`` gives: the pinned one, else the default.
     Runs and the pre-trained body are keyed by it, so two versions never share a cache entry."""
-    marker = read_json(default_data_root(data_root) / "toy.json")
-    if isinstance(marker, dict) and marker.get("pinned"):
-        return int(marker.get("spec", {}).get("version", VERSION))
-    return VERSION
+    root = default_data_root(data_root)
+    marker = read_json(root / "toy.json")
+    if not (isinstance(marker, dict) and marker.get("pinned")):
+        return VERSION
+    version = marker.get("spec", {}).get("version")
+    if version not in VERSIONS:  # pinned by newer code: never overwrite it with this code's default
+        raise ValueError(f"{root / 'toy.json'}: toy benchmark version {version!r} is pinned there, and this "
+                         f"code knows versions {', '.join(map(str, VERSIONS))}; use another data root")
+    return version
 
 
 def _core(stamp: dict) -> dict:
@@ -192,10 +197,9 @@ def _present(root: Path, spec: ToySpec | None) -> bool:
     """Whether ``root`` holds a complete benchmark of ``spec`` (or, with ``spec=None``, of the default
     version or a pinned one; the CRF hold-out splits are checked by ``_crfval_present``)."""
     marker = read_json(root / "toy.json")
-    marker = marker if isinstance(marker, dict) else {}
-    found = marker.get("spec", {})
+    found = marker.get("spec", {}) if isinstance(marker, dict) else {}
     if spec is None:
-        return found.get("version") == VERSION or (bool(marker.get("pinned")) and found.get("version") in VERSIONS)
+        return found.get("version") == toy_version(root)
     return _core(found) == _core(asdict(spec))
 
 

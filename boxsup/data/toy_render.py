@@ -16,10 +16,24 @@ THINGS = ("disc", "triangle", "star", "ring", "crescent", "cross")
 STUFF = ("sand", "water", "brick", "foliage")
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a benchmark version adds to the v7 rendering (all off = v7, byte-identical). Version 8
+    was calibrated on statistics that involve no training (``benchmarks/calibration.py``)."""
+    shadow: float = 0.0        # darkening of a soft shadow each object casts beside itself
+    shadow_offset: float = 0.25  # the shadow's shift, in object radii
+    unique_in_box: float = 0.0   # chance that an in-box distractor wears colours found nowhere else
+    drift: float = 0.0         # amplitude of a smooth colour drift across the image (grey levels)
+    drift_cell: int = 28       # its scale in pixels (about a box): the ground is not one colour
+    background_contrast: tuple[float, float] = (0.1, 0.35)  # of the background's textures
+    ring_inner: tuple[float, float] = (0.5, 0.65)  # a ring's hole, in radii
+    noise: float = 4.0         # sensor noise (grey levels)
+
+
 # --- shapes: a boolean mask of each shape in unit coordinates (u, v) in [-1, 1]^2 -----------------
 
 def _shape(kind: str, u: np.ndarray, v: np.ndarray, rng: np.random.Generator,
-           ring_inner: tuple[float, float] = (0.5, 0.65)) -> np.ndarray:
+           ring_inner: tuple[float, float] = Look.ring_inner) -> np.ndarray:
     r = np.hypot(u, v)
     if kind in ("disc", "ellipse"):
         return r <= 1
@@ -56,7 +70,7 @@ DISTRACTORS = ("square", "ellipse", "bar", "blob")
 
 
 def _place(kind: str, cy: float, cx: float, ry: float, rx: float, angle: float, yy, xx, rng,
-           ring_inner: tuple[float, float] = (0.5, 0.65)) -> np.ndarray:
+           ring_inner: tuple[float, float] = Look.ring_inner) -> np.ndarray:
     c, s = np.cos(angle), np.sin(angle)
     dy, dx = yy - cy, xx - cx
     u = (c * dx + s * dy) / rx
@@ -122,20 +136,6 @@ OBJECT_LOOKS_LIKE_SURROUNDINGS = 0.8  # chance that an object's base colour is i
 SHADING = 0.3          # amplitude of a smooth multiplicative illumination field
 
 
-@dataclass(frozen=True)
-class Look:
-    """What a benchmark version adds to the v7 rendering (all off = v7, byte-identical). Version 8
-    was calibrated on statistics that involve no training (``benchmarks/calibration.py``)."""
-    shadow: float = 0.0        # darkening of a soft shadow each object casts beside itself
-    shadow_offset: float = 0.25  # the shadow's shift, in object radii
-    unique_in_box: float = 0.0   # chance that an in-box distractor wears colours found nowhere else
-    drift: float = 0.0         # amplitude of a smooth colour drift across the image (grey levels)
-    drift_cell: int = 28       # its scale in pixels (about a box): the ground is not one colour
-    background_contrast: tuple[float, float] = (0.1, 0.35)  # of the background's textures
-    ring_inner: tuple[float, float] = (0.5, 0.65)  # a ring's hole, in radii
-    noise: float = 4.0         # sensor noise (grey levels)
-
-
 # v8 (measured with benchmarks/calibration.py; the README has the table): every statistic inside the
 # range of the real sets. v7's CRF-in-box masks were as good as the best candidate, because its
 # ground was one colour everywhere; in photos the ground drifts, so a colour CRF keeps some of it.
@@ -172,7 +172,7 @@ def _paint(img: np.ndarray, mask: np.ndarray, family: int, yy, xx, rng, contrast
     img[mask] = col[mask]
 
 
-def _background(rng, yy, xx, palette, contrast: tuple[float, float] = (0.1, 0.35)) -> np.ndarray:
+def _background(rng, yy, xx, palette, contrast: tuple[float, float]) -> np.ndarray:
     h, w = yy.shape
     img = np.empty((h, w, 3), np.float32)
     _paint(img, np.ones((h, w), bool), int(rng.choice(BACKGROUND_FAMILIES)), yy, xx, rng, rng.uniform(*contrast), palette)
