@@ -5,7 +5,7 @@
     boxsup proposals --dataset toy --split train --method mcg-ours [--workers N] [--shard i/n]
     boxsup train --supervision box [--k 5] [--epochs N] [any Config field as --field value]
     boxsup evaluate RUN_DIR [--scales 0.8 1 1.2] [--crf] [--submission OUT]
-    boxsup report [--profile toy] [--only table1 fig4] [--dataset FOLDER] [--scratch]
+    boxsup report [--profile toy] [--only table1 fig4] [--dataset FOLDER] [--scratch] [--no-photos] [--grabcut-start]
 
 Every command ends with exit code 2 and one line naming the problem on bad parameters or data.
 """
@@ -320,6 +320,10 @@ def _cmd_report(args) -> int:
         params["dataset"] = args.dataset
     if args.scratch:
         params["pretrained"] = False
+    if args.no_photos:
+        params["photos"] = False
+    if args.grabcut_start:
+        params["grabcut_start"] = True
     index = build_reports(args.only, params, from_root(args.out), args.kernel)
     print(f"wrote {index}")
     return 0
@@ -368,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
                    "notebooks train on instead of the profile's data; pages are named <notebook>-<folder>")
     p.add_argument("--scratch", action="store_true", help="the networks start from random weights instead of "
                    "the profile's pre-trained body; pages are named <notebook>[-<folder>]-scratch")
+    p.add_argument("--no-photos", action="store_true", help="draw no image or mask of the data (photos=False), "
+                   "for pages committed to git whose photos may not be copied there")
+    p.add_argument("--grabcut-start", action="store_true", help="Table 2 also trains BoxSup from each seed's "
+                   "GrabCut network (grabcut_start=True; make reports-real sets it)")
     p.add_argument("--out", default="reports", help="output folder; relative: to the project root")
     p.add_argument("--kernel", default="boxsup", help="Jupyter kernel the notebooks run in")
     p.set_defaults(func=_cmd_report)

@@ -169,10 +169,15 @@ def estimated_masks(samples: Sequence[Sample], labels: dict[int, Sequence[np.nda
 
 
 def label_strip(samples: Sequence[Sample], labels: Mapping[str, Sequence[np.ndarray]],
-                classes: Sequence[str] | None = None):
+                classes: Sequence[str] | None = None, photos: bool = True):
     """Rows: training images; columns: image with boxes, true mask, then one column per entry of
     ``labels`` ({title: one label map per sample}, e.g. what each row of Table 2 trains on); with
-    ``classes``, the class-colour key below."""
+    ``classes``, the class-colour key below. ``photos=False`` draws nothing and says so: a page
+    meant for git must not carry images (or masks traced from them) whose terms forbid copying."""
+    if not photos:
+        print(f"Not drawn (photos=False): {len(samples)} training images with their masks and the "
+              f"{len(labels)} label maps each row trains on; the label-quality columns measure them.")
+        return None
     return _label_grid([s.image for s in samples], [s.mask for s in samples], labels,
                        ["image + boxes", "ground truth"], [(s.boxes, s.labels) for s in samples], classes)
 
@@ -185,9 +190,12 @@ def pick_quality_curve(curves: pd.DataFrame, levels: dict[str, float] | None = N
     colours = {}
     for name in curves:
         pts = curves[name].dropna()
-        if len(pts):
-            (line,) = ax.plot(pts.index, pts.values, marker=".", label=name + " (log)")
-            colours["k=5" if "k=5" in name else "k=1"] = line.get_color()
+        k = "k=5" if "k=5" in name else "k=1"
+        if len(pts):  # a row started elsewhere (", GrabCut start"): dash-dotted, in its k's colour
+            start = "start" in name
+            (line,) = ax.plot(pts.index, pts.values, marker=".", linestyle="-." if start else "-",
+                              color=colours.get(k) if start else None, label=name + " (log)")
+            colours.setdefault(k, line.get_color())
     for name, v in (levels or {}).items():
         if v is not None and np.isfinite(v):
             ax.axhline(v, color=colours.get("k=5" if "k=5" in name else "k=1", "grey"),

@@ -38,7 +38,7 @@ from .proposals.boxmasks import BOX_METHODS, box_masks_to_label
 # the shared machinery, re-exported: notebooks call paper.params_config, paper.score_column, ...
 from .results import (SCORES, Result, aggregate, crf_params, describe_data, headline, make_result,  # noqa: F401
                       params_config, row_name, score_column, score_fn, seeded_rows, series_labels, use_run)
-from .runs import load_snapshot, read_config, read_log, snapshot_epochs
+from .runs import load_snapshot, read_config, read_log, run_dir, snapshot_epochs
 
 
 # --- Table 1: supervision --------------------------------------------------------------------------
@@ -132,11 +132,18 @@ TABLE2_ROWS = [
     ("ours (top-5 sampling)", dict(supervision="box", k=5), 62.0),
     ("true masks (upper bound)", dict(supervision="mask"), None),  # not in the paper's Table 2
 ]
+# Not in the paper: BoxSup started from the same seed's GrabCut network (weights and classifier), a
+# start made from the boxes alone, for data where BoxSup drifts from the profile's start (the horses).
+TABLE2_GRABCUT_START = [("ours k=1, GrabCut start", dict(supervision="box", k=1)),
+                        ("ours k=5, GrabCut start", dict(supervision="box", k=5))]
 TABLE2_ORDER = "rect < GrabCut < CRF-box < ours w/o sampling < ours"
 TABLE2_CLAIMS = [("GrabCut > rectangles", "rectangles", "GrabCut", 0.0, 2.9),
                  ("CRF-box > GrabCut", "GrabCut", "CRF-box (WSSL-style)", 0.0, 3.3),
                  ("ours k=1 > CRF-box", "CRF-box (WSSL-style)", "ours w/o sampling (k=1)", 0.0, 1.2),
-                 ("ours k=5 > ours k=1", "ours w/o sampling (k=1)", "ours (top-5 sampling)", 0.0, 2.3)]
+                 ("ours k=5 > ours k=1", "ours w/o sampling (k=1)", "ours (top-5 sampling)", 0.0, 2.3),
+                 # with grabcut_start only: does the loop improve on the network it starts from?
+                 ("GrabCut start: ours k=1 > GrabCut", "GrabCut", "ours k=1, GrabCut start", 0.0, None),
+                 ("GrabCut start: ours k=5 > GrabCut", "GrabCut", "ours k=5, GrabCut start", 0.0, None)]
 LABEL_COLUMNS = ("label IoU", "Eo-only k=1", "Eo-only k=5", "ceiling k=1", "ceiling k=5")
 
 
@@ -162,29 +169,37 @@ def _label_quality(cfg: Config, images: int | None) -> Callable[[Path, Config], 
     return measure
 
 
-def table2(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
+def table2(cfg: Config, seeds: int = 1, progress: bool = True, grabcut_start: bool = False) -> Result:
     """Val mIoU of each way of turning boxes into training labels, with the training labels' own
-    quality on the first ``QUALITY_IMAGES`` training images (``label_quality``)."""
+    quality on the first ``QUALITY_IMAGES`` training images (``label_quality``). ``grabcut_start``
+    adds ``TABLE2_GRABCUT_START``: BoxSup started from each seed's GrabCut network."""
     used: list[str] = []
     scores, quality = score_fn(cfg, progress=progress), _label_quality(cfg, QUALITY_IMAGES)
-    table, per_seed = seeded_rows(used, cfg, [({"masks": n}, ch) for n, ch, _ in TABLE2_ROWS], seeds, progress,
+    rows = [({"masks": n}, ch) for n, ch, _ in TABLE2_ROWS]
+    if grabcut_start:
+        grabcut = cfg.replace(**{n: ch for n, ch, _ in TABLE2_ROWS}["GrabCut"])  # as its row trains it
+        rows += [({"masks": n}, {**ch, "init_from": lambda c: str(run_dir(grabcut.replace(seed=c.seed, name=grabcut.name)))})
+                 for n, ch in TABLE2_GRABCUT_START]
+    table, per_seed = seeded_rows(used, cfg, rows, seeds, progress,
                                   lambda out, c: {**scores(out, c), **quality(out, c)})
-    table.insert(table.columns.get_loc("label IoU"), "paper", [r[2] for r in TABLE2_ROWS])
+    paper_col = [r[2] for r in TABLE2_ROWS] + [None] * (len(rows) - len(TABLE2_ROWS))  # not in the paper
+    table.insert(table.columns.get_loc("label IoU"), "paper", paper_col)
     folder = {Path(u).name: Path(u) for u in used}
-    boxsup = {name: ch["k"] for name, ch, _ in TABLE2_ROWS if ch["supervision"] == "box"}
+    boxsup = {ix["masks"]: f"BoxSup k={ch['k']}" + (", GrabCut start" if "init_from" in ch else "")
+              for ix, ch in rows if ch["supervision"] == "box"}
     return make_result(table, per_seed, used, cfg, table2_verdict(per_seed, score_column(cfg)),
                    strip=table2_strip(cfg, {name: folder[run] for name, run in table["run"].items()}),
                    curves=pick_curves(per_seed, folder, boxsup), levels=pick_levels(cfg),
                    about=describe_data(cfg, used[0]))
 
 
-def pick_curves(per_seed: pd.DataFrame, folder: dict[str, Path], rows: dict[str, int]) -> pd.DataFrame:
-    """Picks' mean IoU (%) with the true masks per epoch (rows) of each BoxSup row (columns, named
-    by k), the mean over the row's seeds, from the runs' logs."""
+def pick_curves(per_seed: pd.DataFrame, folder: dict[str, Path], rows: dict[str, str]) -> pd.DataFrame:
+    """Picks' mean IoU (%) with the true masks per epoch (rows) of each BoxSup row ({row: column
+    label}, e.g. "BoxSup k=5"), the mean over the row's seeds, from the runs' logs."""
     out = {}
-    for name, k in rows.items():
+    for name, label in rows.items():
         logs = [read_log(folder[run]) for run in per_seed.loc[[name], "run"]]
-        out[f"BoxSup k={k}"] = pd.DataFrame([{d["epoch"]: 100 * d["pick_mIoU"] for d in log
+        out[label] = pd.DataFrame([{d["epoch"]: 100 * d["pick_mIoU"] for d in log
                                               if d.get("pick_mIoU") is not None} for log in logs]).mean()
     curves = pd.DataFrame(out)
     curves.index.name = "epoch"

@@ -68,8 +68,9 @@ def check_kernel(kernel: str) -> None:
                            f"python -m ipykernel install --sys-prefix --name {kernel}")
 
 
-# parameters that change what a page is about: a notebook that does not declare one cannot honour it
-PAGE_PARAMS = ("dataset", "pretrained")
+# parameters that change what a page is about or may show: a notebook that does not declare one
+# cannot honour it, so giving it is an error (photos=False to a notebook that draws photos anyway)
+PAGE_PARAMS = ("dataset", "pretrained", "photos", "grabcut_start")
 
 
 def page_name(name: str, params: dict) -> str:

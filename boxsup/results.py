@@ -87,13 +87,16 @@ def use_run(used: list[str], cfg: Config, progress: bool) -> Path:
 def seeded_rows(used: list[str], cfg: Config, rows: Sequence[tuple[dict, dict]], seeds: int, progress: bool,
                 measure: Callable[[Path, Config], dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train every row (``(index fields, Config changes)``) with ``seeds`` seeds and ``measure`` each
-    run; returns (table: mean over seeds, plus "<col> sd" columns when seeds > 1; per-seed rows)."""
+    run; returns (table: mean over seeds, plus "<col> sd" columns when seeds > 1; per-seed rows). A
+    change may be a function of the seed's config (e.g. ``init_from``: a run of the same seed)."""
     check_seeds(seeds)
     keys = list(rows[0][0]) if rows else []
     per_seed, table = [], []
     for index, change in rows:
         vals = []
-        for c in seed_configs(cfg.replace(**change), seeds):
+        late = {k: f for k, f in change.items() if callable(f)}
+        for c in seed_configs(cfg.replace(**{k: v for k, v in change.items() if k not in late}), seeds):
+            c = c.replace(**{k: f(c) for k, f in late.items()}) if late else c
             out = use_run(used, c, progress)
             vals.append({**index, "seed": c.seed, **measure(out, c), "run": out.name})
         per_seed += vals

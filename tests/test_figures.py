@@ -1,6 +1,8 @@
 """The pictures of the report pages: legends never over data, row names as the reader reads them, the
 class-colour key in the palette's colours, the per-class bars and Table 2's strip of training labels
 on hand-made data; and the data functions behind them on tiny real runs (slow)."""
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -149,6 +151,18 @@ def test_label_strip_one_column_per_row_of_table_2():
     assert _key(fig)[0] == ["background", "disc", "triangle"]  # the second image's box is a triangle
 
 
+def test_label_strip_without_photos_draws_nothing_and_says_so(capsys):
+    """A page committed to git for data that may not be copied (``--no-photos``) holds no figure of it."""
+    import matplotlib.pyplot as plt
+
+    samples = [_sample(0, 1), _sample(1, 2)]
+    labels = {name: [s.mask for s in samples] for name in STRIP_ROWS}
+    before = plt.get_fignums()
+    assert figures.label_strip(samples, labels, CLASSES, photos=False) is None
+    assert plt.get_fignums() == before
+    assert f"Not drawn (photos=False): 2 training images" in capsys.readouterr().out
+
+
 # --- the data functions on tiny real runs ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory):
@@ -192,3 +206,22 @@ def test_table1_per_class_and_table2_strip_on_tiny_runs(tiny_cfg):
     f5 = pf.fig5(tiny_cfg, [0, 1], progress=False)
     assert f3.data["classes"] == f5.data["classes"] == strip["classes"]
     assert set(f3.runs) <= set(t2.runs) and set(f5.runs) <= set(t1.runs)
+
+
+@pytest.mark.slow
+def test_table2_grabcut_start_rows_start_from_the_same_seeds_grabcut_network(tiny_cfg):
+    from boxsup.runs import read_config
+
+    t2 = paper.table2(tiny_cfg, seeds=2, progress=False, grabcut_start=True)
+    per = t2.data["per_seed"]
+    assert list(t2.table.index)[-2:] == [n for n, _ in paper.TABLE2_GRABCUT_START]
+    runs = {Path(r).name: Path(r) for r in t2.runs}
+    for name, _ in paper.TABLE2_GRABCUT_START:
+        for _, r in per.loc[[name]].iterrows():
+            grabcut = per.loc[["GrabCut"]].set_index("seed").loc[r["seed"], "run"]
+            assert Path(read_config(runs[r["run"]]).init_from).name == grabcut
+    assert list(t2.data["curves"].columns) == ["BoxSup k=1", "BoxSup k=5", "BoxSup k=1, GrabCut start",
+                                               "BoxSup k=5, GrabCut start"]
+    assert "GrabCut start: ours k=1 > GrabCut" in t2.verdict
+    figures.pick_quality_curve(t2.data["curves"], t2.data["levels"])
+    assert "GrabCut start" not in paper.table2(tiny_cfg, seeds=2, progress=False).verdict  # off by default

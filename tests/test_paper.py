@@ -399,7 +399,7 @@ def test_pick_curves_average_the_seeds_logs_epoch_by_epoch(tmp_path):
         folder[run].mkdir()
         write_log(folder[run], [{"epoch": e + 1, "pick_mIoU": v} for e, v in enumerate(ious)])
     per_seed = pd.DataFrame({"masks": ["ours k5", "ours k5", "ours k1"], "run": ["k5-a", "k5-b", "k1-a"]}).set_index("masks")
-    curves = paper.pick_curves(per_seed, folder, {"ours k5": 5, "ours k1": 1})
+    curves = paper.pick_curves(per_seed, folder, {"ours k5": "BoxSup k=5", "ours k1": "BoxSup k=1"})
     assert list(curves.columns) == ["BoxSup k=5", "BoxSup k=1"] and list(curves.index) == [1, 2]
     np.testing.assert_allclose(curves["BoxSup k=5"], [60.0, 60.0])  # epoch 2: the one seed that has it
     np.testing.assert_allclose(curves["BoxSup k=1"], [40.0, 45.0])

@@ -259,3 +259,26 @@ def test_execute_passes_each_notebook_only_the_parameters_it_declares(tmp_path, 
         report.execute("data", horse, tmp_path)
     with pytest.raises(ValueError, match="no pretrained parameter"):  # fig3 has no start parameter
         report.execute("fig3", {"profile": "toy", "pretrained": False}, tmp_path)
+    # --no-photos reaches Table 2 (same page name); a notebook that would draw photos anyway refuses it
+    report.execute("table2", {**horse, "photos": False}, tmp_path)
+    assert seen["table2"]["photos"] is False
+    with pytest.raises(ValueError, match="no photos parameter"):
+        report.execute("fig3", {"profile": "toy", "photos": False}, tmp_path)
+
+
+def test_report_command_turns_its_flags_into_notebook_parameters(tmp_path, monkeypatch):
+    """`make reports-real`'s command line: a folder, random weights, no photos, into reports/."""
+    from boxsup import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "build_reports", lambda names, params, out, kernel: seen.update(
+        names=names, params=params, out=out) or out / "index.html")
+    folder = tmp_path / "horses"
+    folder.mkdir()
+    assert cli.main(["report", "--only", "table2", "--dataset", str(folder), "--scratch", "--no-photos",
+                     "--grabcut-start", "--seeds", "2", "--out", str(tmp_path / "out")]) == 0
+    assert seen["names"] == ["table2"] and seen["out"] == tmp_path / "out"
+    assert seen["params"] == {"profile": "toy", "seeds": 2, "dataset": str(folder), "pretrained": False, "photos": False,
+                              "grabcut_start": True}
+    cli.main(["report", "--only", "table2", "--out", str(tmp_path / "out")])
+    assert seen["params"] == {"profile": "toy"}  # photos are drawn unless --no-photos
