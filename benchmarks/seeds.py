@@ -1,7 +1,7 @@
 """What moves a toy run: the training seed, the arithmetic (fp32 or bf16 autocast) and the toy
 pre-training seed. Trains real runs (cached in --runs-dir; a second call only reads them).
 
-    python benchmarks/seeds.py [--seeds 3] [--pretrain-seeds 1 2] [--runs-dir runs]
+    python benchmarks/seeds.py [--seeds 3] [--pretrain-seeds 1 2] [--runs-dir runs]   (--seeds 0: part 2 only)
 
 1. A mask run and a BoxSup run (k = 5) for training seeds 0 .. n-1, each in fp32 and in bf16 (the toy
    default): val mIoU of the plain network and the final picks' mean IoU per seed, mean ± sd per
@@ -103,14 +103,15 @@ def pretrain_table(base: Config, pretrain_seeds: list[int], runs_dir: Path) -> N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, default=3, help="training seeds 0 .. n-1")
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds 0 .. n-1 (0: skip part 1)")
     ap.add_argument("--pretrain-seeds", type=int, nargs="*", default=[1, 2],
                     help="other pre-training seeds (0 is the default body)")
     ap.add_argument("--runs-dir", default="runs", help="run cache (the reports' runs/ shares the bf16 runs)")
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args()
     base = Config(runs_dir=args.runs_dir, data_root=args.data_root, device="cpu")
-    precision_table(base, args.seeds)
+    if args.seeds:  # --seeds 0: part 2 only
+        precision_table(base, args.seeds)
     if args.pretrain_seeds:
         pretrain_table(base, args.pretrain_seeds, Path(base.runs_dir))
     print(json.dumps({"note": "times: this machine, this call; compare only within one run of the script"}))
