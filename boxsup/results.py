@@ -147,17 +147,18 @@ def score_fn(cfg: Config, split: str | None = None, scales: tuple[float, ...] = 
 
 
 def describe_data(cfg: Config, run: str | Path | None = None) -> str:
-    """What a result was computed from, in a few lines: the dataset (a folder by its name and the
-    first line of its SOURCE.txt), the sizes of its splits, and the network's start as ``run``
+    """What a result was computed from, in a few lines: the dataset (a folder by its name, pointing
+    to its SOURCE.txt), the sizes of its splits, and the network's start as ``run``
     recorded it."""
     train = load_dataset(cfg.dataset, cfg.train_split, cfg.data_root, masks="optional")
     ev = load_dataset(cfg.dataset, cfg.eval_split, cfg.data_root, masks="optional")
     if cfg.dataset in DATASET_NAMES:
         what = f"{cfg.dataset}" + (f" (embedded synthetic benchmark, version {toy_version(cfg.data_root)})" if cfg.dataset == "toy" else "")
     else:
-        source = Path(cfg.dataset) / "SOURCE.txt"
-        first = source.read_text().splitlines()[0].strip() if source.is_file() else "no SOURCE.txt"
-        what = f"the VOC-layout folder {Path(cfg.dataset).name} ({first})"
+        # named, not quoted: a committed page (make reports-real) carries nothing of the data's files
+        has = (Path(cfg.dataset) / "SOURCE.txt").is_file()
+        what = (f"the VOC-layout folder {Path(cfg.dataset).name} "
+                f"({'its source: SOURCE.txt in that folder' if has else 'no SOURCE.txt'})")
     lines = [f"data: {what}; {cfg.train_split}: {len(train)} images, {cfg.eval_split}: {len(ev)} images, "
              f"{len(train.classes)} classes"]
     start = (read_metrics(run) or {}).get("start") if run is not None else None

@@ -403,3 +403,16 @@ def test_pick_curves_average_the_seeds_logs_epoch_by_epoch(tmp_path):
     assert list(curves.columns) == ["BoxSup k=5", "BoxSup k=1"] and list(curves.index) == [1, 2]
     np.testing.assert_allclose(curves["BoxSup k=5"], [60.0, 60.0])  # epoch 2: the one seed that has it
     np.testing.assert_allclose(curves["BoxSup k=1"], [40.0, 45.0])
+
+
+def test_describe_data_names_a_folders_source_without_quoting_it(tmp_path):
+    """A committed real-photo page must carry nothing of the data's own files, SOURCE.txt included."""
+    from boxsup.results import describe_data
+
+    folder = tmp_path / "horses"
+    write_voc(folder, {f"h{i}": [(13, (4, 4, 30, 24))] for i in range(4)}, {"train": ["h0", "h1"], "val": ["h2", "h3"]})
+    (folder / "SOURCE.txt").write_text("Some Horse Database (Someone et al.), licence text\n")
+    cfg = paper.params_config(**{**NOTEBOOK_PARAMS, "dataset": str(folder)})
+    text = describe_data(cfg)
+    assert "folder horses (its source: SOURCE.txt in that folder)" in text and "Some Horse" not in text
+    assert "train: 2 images, val: 2 images" in text
