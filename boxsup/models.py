@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.models import ResNet101_Weights, VGG16_Weights, vgg16
 from torchvision.models.segmentation import deeplabv3_resnet101 as tv_deeplabv3_resnet101
 
-from .config import ARCHS
+from .config import ARCHS, TOY_BODY_RECIPE
 from .data.synthetic import default_data_root, toy_version
 
 WEIGHTS_HELP = ("Place the torchvision file ({}) in $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/"
@@ -126,8 +126,10 @@ def deeplabv3_resnet101(num_classes: int, pretrained: bool = True) -> nn.Module:
 
 
 def toy_pretrained_path(data_root: str | os.PathLike | None = None) -> Path:
-    """Where ``boxsup pretrain`` keeps the toy body pre-trained on the toy ImageNet (per benchmark version)."""
-    return default_data_root(data_root) / "pretrained" / f"toyfcn-toyimagenet-v{toy_version(data_root)}.pth"
+    """Where ``boxsup pretrain`` keeps the toy body pre-trained on the toy ImageNet (per benchmark
+    version and pre-training recipe)."""
+    name = f"toyfcn-toyimagenet-v{toy_version(data_root)}-recipe{TOY_BODY_RECIPE}.pth"
+    return default_data_root(data_root) / "pretrained" / name
 
 
 def load_toy_pretrained(model: Segmenter, data_root: str | os.PathLike | None = None) -> dict:

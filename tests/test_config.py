@@ -45,6 +45,19 @@ def test_key_ignores_where_but_not_what():
     assert Config(dedup_iou=0.9).key() == Config().key()  # a mask run has no pool
 
 
+def test_a_new_toy_body_recipe_is_another_run_and_another_body_file(monkeypatch):
+    """Runs from the pre-trained toy body are keyed by its recipe, so a changed recipe never reuses
+    them; a run from random weights does not depend on it."""
+    from boxsup import config, models
+
+    box, scratch = Config(supervision="box"), Config(supervision="box", pretrained=False)
+    before = box.key(), scratch.key(), models.toy_pretrained_path().name
+    monkeypatch.setattr(config, "TOY_BODY_RECIPE", config.TOY_BODY_RECIPE + 1)
+    monkeypatch.setattr(models, "TOY_BODY_RECIPE", config.TOY_BODY_RECIPE)
+    assert box.key() != before[0] and scratch.key() == before[1]
+    assert models.toy_pretrained_path().name != before[2]
+
+
 def test_round_trip_and_unknown_fields():
     c = Config(supervision="semi", eval_scales=(0.8, 1, 1.2))
     assert Config.from_dict(c.to_dict()) == c

@@ -209,6 +209,27 @@ def test_corrupt_store_file_raises_and_precompute_redoes_it(tmp_path):
     assert len(st.load("im01")) == 2 and len(st.load("im02")) == 2
 
 
+def test_precompute_reads_each_file_once_until_it_changes(tmp_path, monkeypatch):
+    """A second precompute does not read files it verified before; a file touched or rewritten
+    since is read (and redone when damaged)."""
+    ds = TinySet(3)
+    st = ProposalStore(tmp_path)
+    precompute(ds, st, "rect", progress=False)
+    reads = []
+    orig = ProposalStore.load
+    monkeypatch.setattr(ProposalStore, "load", lambda self, i: reads.append(i) or orig(self, i))
+    assert precompute(ds, st, "rect", progress=False)["skipped"] == 3 and reads == []
+    os.utime(st.path("im00"))  # touched: read again, still fine
+    assert precompute(ds, st, "rect", progress=False)["skipped"] == 3 and reads == ["im00"]
+    p = st.path("im01")
+    p.write_bytes(p.read_bytes()[:-8])  # truncated
+    res = precompute(ds, st, "rect", progress=False)
+    assert res["redone"] == 1 and reads[1:] == ["im01"]
+    reads.clear()
+    assert precompute(ds, st, "rect", progress=False)["skipped"] == 3 and reads == []
+    assert st.ids() == ["im00", "im01", "im02"]  # the stamp is not an entry
+
+
 def test_precompute_shards_and_resume(tmp_path, monkeypatch):
     ds = TinySet(7)
     calls = []

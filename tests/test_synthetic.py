@@ -197,7 +197,7 @@ def test_a_root_asked_for_an_old_version_stays_pinned_to_it(tmp_path):
     assert (old / "toy.json").read_text() == marker
     assert len(load_dataset("toy", "train", old)) == 6
     assert (toy_version(old), toy_version(new), toy_version(tmp_path / "none")) == (7, VERSION, VERSION)
-    assert toy_pretrained_path(old).name.endswith("-v7.pth")
+    assert "-v7-" in toy_pretrained_path(old).name
     assert Config(data_root=str(old)).key() != Config(data_root=str(new)).key()
     # a benchmark of an older version that nobody pinned is replaced by the default one
     unpinned = json.loads(marker)
