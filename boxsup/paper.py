@@ -397,7 +397,7 @@ def table5(cfg: Config, seeds: int = 1, progress: bool = True) -> Result:
         pre = use_run(used, cs["box_pretrain"], progress)
         fine = use_run(used, cs["baseline"].replace(init_from=str(pre), name=f"{cfg.profile}-context-finetune"),
                        progress)
-        pre_runs.append(str(pre))
+        pre_runs.append(pre.name)  # the folder's name: a page never shows where runs lie on one machine
         for name, out in (("baseline", base), ("pre-train on boxes + fine-tune", fine)):
             per_seed.append({"method": name, "seed": c.seed,
                              **crf_scores(out, use_crf=cfg.use_crf, progress=progress), "run": out.name})
