@@ -29,10 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from boxsup import experiments, paper, paper_figures  # noqa: E402
+from boxsup import experiments, paper, paper_figures, results as results_mod  # noqa: E402
 from boxsup.data import load_dataset  # noqa: E402
 from boxsup.proposals import store as store_mod  # noqa: E402
-from boxsup import results as results_mod  # noqa: E402
 from boxsup.runs import CHECKPOINT, run_dir  # noqa: E402
 from boxsup.sensitivity import sensitivity  # noqa: E402
 
