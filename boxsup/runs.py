@@ -328,5 +328,18 @@ def cached_eval(folder: str | os.PathLike, split: str, tag: str, compute: Callab
     cached = read_json(path)
     if isinstance(cached, dict) and cached.get("checkpoint") == stamp:
         return cached
-    write_json(path, {**compute(), "checkpoint": stamp})
+    t0 = time.perf_counter()
+    result = compute()
+    # the wall time of the whole computation (network, CRF, selection): evaluation_seconds sums it
+    write_json(path, {**result, "compute_seconds": time.perf_counter() - t0, "checkpoint": stamp})
     return read_json(path)
+
+
+def evaluation_seconds(folder: str | os.PathLike) -> float:
+    """Wall time spent on the run's cached evaluations (CRF search and scores, pick quality, ...);
+    evaluations cached before their time was recorded count 0."""
+    total = 0.0
+    for path in Path(folder).glob("eval-*.json"):
+        d = read_json(path)
+        total += float(d.get("compute_seconds", 0.0)) if isinstance(d, dict) else 0.0
+    return total

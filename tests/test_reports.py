@@ -3,6 +3,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,38 @@ def test_report_command_turns_its_flags_into_notebook_parameters(tmp_path, monke
                               "grabcut_start": True}
     cli.main(["report", "--only", "table2", "--out", str(tmp_path / "out")])
     assert seen["params"] == {"profile": "toy"}  # photos are drawn unless --no-photos
+
+
+def test_evaluations_record_their_wall_time_and_the_index_sums_it(tmp_path):
+    """``cached_eval`` stores how long each evaluation took, once; ``evaluation_seconds`` sums a
+    run's evaluations (older caches without a time count 0); the index shows the sum per page."""
+    from boxsup import runs
+    from boxsup.report import write_index
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / runs.CHECKPOINT).write_bytes(b"weights")
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.05)
+        return {"mIoU": 0.5}
+
+    first = runs.cached_eval(run, "val", "s1", slow)
+    again = runs.cached_eval(run, "val", "s1", slow)
+    assert len(calls) == 1 and again == first and first["compute_seconds"] >= 0.05
+    (run / "eval-val-old.json").write_text(json.dumps({"mIoU": 0.4}))   # cached before times were kept
+    assert runs.evaluation_seconds(run) == pytest.approx(first["compute_seconds"])
+
+    manifest = {"profile": "toy", "commit": "abc1234", "date": "2026-01-01 00:00 UTC", "reports": {
+        "table1": {"seconds": 3.0, "headline": {}, "verdict": "v1", "runs": {"a": 60.0, "b": 120.0},
+                   "evaluations": {"a": 30.0, "b": 60.0}},
+        "table2": {"seconds": 4.0, "headline": {}, "verdict": "v2", "runs": {"b": 120.0},
+                   "evaluations": {"b": 90.0}},
+        "table3": {"seconds": 1.0, "headline": {}, "verdict": "v3", "runs": {"c": 6.0}}}}
+    page = write_index(manifest, tmp_path).read_text()
+    assert "<td>1.5 min</td>" in page and "<td>1.5 min</td></tr>" in page     # table1: 90 s; table2: 90 s
+    assert "0.1 min (1 run)</td><td>&ndash;</td>" in page                        # rendered before times were kept
+    # the header counts each run once, with its fullest record (b: 90 s, not 60 + 90)
+    assert "3.1 minutes to train and 2.0 to evaluate" in page
