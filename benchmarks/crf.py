@@ -3,6 +3,7 @@
     python benchmarks/crf.py                    # standalone: noisy ground-truth-derived probabilities
     python benchmarks/crf.py runs/<name>-<hash> # probabilities from a trained run (boxsup.train.load_model)
     python benchmarks/crf.py --search           # also tune the CRF on a held-out slice, score the rest
+    python benchmarks/crf.py --photos 10        # also: the torch CRF against pydensecrf on real photos
 
 Without a run the "network" is simulated: the one-hot ground truth is blurred (as a stride-8
 network's upsampled scores are) and perturbed by smooth noise, then softmaxed. Those numbers show
@@ -78,6 +79,15 @@ def main(argv=None) -> int:
     ap.add_argument("--search", action="store_true", help="grid-search CRF parameters on 40 held-out images")
     ap.add_argument("--torch-device", default=None,
                     help="also time boxsup.crf.dense_crf_torch on this device (cpu, cuda) and compare labels")
+    ap.add_argument("--photos", type=int, default=0,
+                    help="compare dense_crf_torch with pydensecrf on this many photos of each set in --realdata")
+    ap.add_argument("--realdata", default=str(Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+    ap.add_argument("--strides", type=int, nargs="+", default=[1, 2, 4, 8],
+                    help="source strides of dense_crf_torch on the photos (stride 1: the exact kernel)")
+    ap.add_argument("--max-pairs", type=float, default=2e9,
+                    help="skip a stride whose kernel has more pixel pairs than this (per image)")
+    ap.add_argument("--cache-gib", type=float, default=6.0,
+                    help="keep the torch CRF's kernel matrix in memory up to this size (else recomputed)")
     args = ap.parse_args(argv)
     require_crf()
     params = CRFParams()
@@ -127,6 +137,9 @@ def main(argv=None) -> int:
         torch_crf(args.torch_device, params, images, probs, serial, big, big_probs, t_toy, t_voc)
     if args.search:
         tuned_crf(images, probs, targets, serial, c, args.workers)
+    if args.photos:
+        photo_agreement(Path(args.realdata), args.photos, params, args.torch_device or "cpu", args.strides,
+                        args.max_pairs, int(args.cache_gib * 2 ** 30))
     return 0
 
 
@@ -155,6 +168,45 @@ def torch_crf(device: str, params: CRFParams, images, probs, serial, big, big_pr
         dt, lab = timed(big, big_probs, stride)
         print(f"  500x375, source_stride {stride}: {dt:.3f} s/image (pydensecrf {t_voc:.3f}); "
               f"agreement {100 * np.mean(lab == ref):.2f}%")
+
+
+def photo_agreement(real: Path, n: int, params: CRFParams, device: str, strides: list[int],
+                    max_pairs: float, cache_bytes: int) -> None:
+    """Label agreement of ``dense_crf_torch`` with pydensecrf on real photos (probabilities simulated
+    from their masks, as above), per source stride, with seconds per image on ``device``. Agreement
+    does not depend on the device beyond float rounding, so the CPU measures it; a GPU, the speed."""
+    from boxsup.data.voc import VOCLayout
+
+    sets = [("weizmann_horse", "val"), ("coco128_seg", "list_voc_classes.txt")]
+    if not real.is_dir():
+        print(f"real photos: {real} not found, skipped")
+        return
+    for sub, split in sets:
+        if not (real / sub).is_dir():
+            print(f"real photos: {real / sub} not found, skipped")
+            continue
+        ds = VOCLayout(real / sub, split, masks="required")
+        rng = np.random.default_rng(0)
+        samples = [ds[i] for i in range(min(n, len(ds)))]
+        probs = [simulated_probs(s.mask, len(ds.classes), rng, blur=8.0) for s in samples]
+        t = time.perf_counter()
+        ref = [dense_crf(s.image, p, **params.as_dict()).argmax(0) for s, p in zip(samples, probs)]
+        t_ref = (time.perf_counter() - t) / len(samples)
+        pixels = int(np.mean([s.image.shape[0] * s.image.shape[1] for s in samples]))
+        print(f"{sub} ({len(samples)} photos, {pixels} pixels on average): pydensecrf {t_ref:.3f} s/photo")
+        for stride in strides:
+            pairs = pixels * pixels / stride ** 2
+            if pairs > max_pairs:
+                print(f"  torch, source_stride {stride}: skipped ({pairs:.1e} pixel pairs > --max-pairs)")
+                continue
+            t = time.perf_counter()
+            labs = [dense_crf_torch(s.image, p, params, device=device, source_stride=stride,
+                                    cache_bytes=cache_bytes).argmax(0)
+                    for s, p in zip(samples, probs)]
+            dt = (time.perf_counter() - t) / len(samples)
+            agree = [np.mean(lab == r) for lab, r in zip(labs, ref)]
+            print(f"  torch on {device}, source_stride {stride}: {dt:.3f} s/photo; agreement with pydensecrf "
+                  f"{100 * np.mean(agree):.2f}% (lowest photo {100 * np.min(agree):.2f}%)")
 
 
 def tuned_crf(images, probs, targets, serial, c: int, workers: int) -> None:

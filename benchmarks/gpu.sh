@@ -9,4 +9,5 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 $PY benchmarks/gpu_train.py --iters 30
 $PY benchmarks/paper_epoch.py --images 400 --val 100 --size 448 --crf-workers 8
-$PY benchmarks/crf.py --torch-device cuda --images 160
+# the photos only where ../shared/realdata exists next to the checkout (otherwise: "skipped")
+$PY benchmarks/crf.py --torch-device cuda --images 160 --photos 10 --max-pairs 2e10

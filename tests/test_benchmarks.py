@@ -45,3 +45,27 @@ def test_edge_sharpness_is_higher_for_a_sharp_boundary_than_a_blurred_one():
     image = (rng.normal(100, 10, (64, 64, 3)) + 80 * truth[0, :, :, None]).clip(0, 255).astype(np.uint8)
     blurred = cv2.GaussianBlur(image, (0, 0), 3)
     assert edge_sharpness(image, truth) > edge_sharpness(blurred, truth) > 1
+
+
+def test_crf_benchmark_compares_the_torch_crf_on_photos_and_skips_missing_sets(tmp_path):
+    pytest.importorskip("pydensecrf")
+    from boxsup.data.synthetic import ToySpec, ensure_toy
+    from fixtures import write_voc
+
+    root = ensure_toy(tmp_path / "toy", ToySpec(train=2, extra=2, val=3, test=2, context_train=2, context_val=2,
+                                                imagenet=20))
+    real = tmp_path / "realdata"
+    # a stand-in for weizmann_horse (class 13 is VOC's horse); coco128_seg is absent
+    write_voc(real / "weizmann_horse", {"h0": [(13, (4, 6, 30, 26))], "h1": [(13, (8, 4, 36, 28))]},
+              {"val": ["h0", "h1"]}, h=32, w=40)
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks/crf.py"), "--data-root", str(root), "--images", "2",
+                          "--repeat", "1", "--workers", "1", "--photos", "2", "--strides", "1", "2",
+                          "--realdata", str(real)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = res.stdout
+    assert "coco128_seg not found, skipped" in out
+    lines = [ln for ln in out.splitlines() if "source_stride" in ln and "agreement with pydensecrf" in ln]
+    assert len(lines) == 2
+    # the exact kernel and pydensecrf's lattice solve the same mean field: nearly every pixel agrees
+    exact = float(lines[0].split("pydensecrf ")[1].split("%")[0])
+    assert exact > 90.0
