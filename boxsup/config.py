@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .data import DATASET_NAMES
 from .data.paths import from_root
-from .data.synthetic import toy_version
+from .data.synthetic import toy_spec_changes, toy_version
 from .proposals.generators import BOX_METHODS, PROPOSAL_METHODS
 
 # Every vocabulary of a run, defined once (the modules that act on them import them from here).
@@ -213,6 +213,9 @@ class Config:
         """Hash of everything that changes what the run learns (not where it runs or is stored)."""
         d = {k: v for k, v in self.to_dict().items() if k not in NOT_IN_KEY}
         d["toy_version"] = toy_version(self.data_root)  # another benchmark version: other runs
+        changed = toy_spec_changes(self.data_root) if self.dataset in ("toy", "toy-context") else {}
+        if changed:  # a root pinned to a non-default spec (e.g. smaller images): other runs
+            d["toy_spec"] = changed
         if self.arch == "toyfcn" and self.pretrained:
             d["toy_body"] = TOY_BODY_RECIPE
         if self.init_from:  # the run started from is named by its folder (name-hash), not where it lies

@@ -69,3 +69,15 @@ def test_crf_benchmark_compares_the_torch_crf_on_photos_and_skips_missing_sets(t
     # the exact kernel and pydensecrf's lattice solve the same mean field: nearly every pixel agrees
     exact = float(lines[0].split("pydensecrf ")[1].split("%")[0])
     assert exact > 90.0
+
+
+def test_toy_budget_builds_both_toys_and_prints_every_stage(tmp_path):
+    pytest.importorskip("pydensecrf")
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks/toy_budget.py"), "--smoke", "--workers", "1",
+                          "--root", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for stage in ("benchmark", "body pre-training", "candidates", "mask: training and scoring",
+                  "BoxSup k=5: CRF protocol", "networks' training", "CRF protocol"):
+        line = next(ln for ln in res.stdout.splitlines() if ln.startswith(stage))
+        assert line.rstrip().endswith("x"), line
+    assert "variant: 80-px images" in res.stdout and "BoxSup k=5" in res.stdout

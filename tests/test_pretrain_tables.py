@@ -107,3 +107,15 @@ def test_table4_at_paper_scale_writes_one_server_tarball_per_row(tmp_path, monke
             pngs = [n for n in tar.getnames() if n.endswith(".png")]
         assert sorted(p.split("/")[-1][:-4] for p in pngs) == sorted(ids)
         assert all(p.startswith("results/VOC2012/Segmentation/comp6_test_cls/") for p in pngs)
+
+
+def test_pretraining_crops_fit_a_benchmark_of_smaller_images():
+    """96 px on the toy's 112-px images (the body every run starts from); the same fraction of a
+    smaller side, where a fixed 96-px crop used to fail with numpy's 'high <= 0'."""
+    import numpy as np
+
+    from boxsup.pretrain import _batch, train_crop
+
+    assert train_crop(112) == 96 and train_crop(80) == 64
+    x = _batch(np.zeros((2, 80, 80, 3), np.uint8), np.random.default_rng(0))
+    assert tuple(x.shape) == (2, 3, 64, 64)

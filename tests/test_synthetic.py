@@ -215,3 +215,22 @@ def test_a_root_pinned_to_a_version_this_code_does_not_know_is_refused_not_overw
     with pytest.raises(ValueError, match="version 99 is pinned"):
         ensure_toy(tmp_path)
     assert json.loads((tmp_path / "toy.json").read_text())["spec"] == {"version": 99}
+
+
+def test_a_root_pinned_to_another_spec_never_shares_a_run_key(tmp_path):
+    """Runs of every data root share one runs/ folder: a benchmark made with smaller images (or any
+    field changed from its version's defaults) must key its runs apart; the same spec elsewhere not."""
+    from dataclasses import replace
+
+    from boxsup.config import Config
+    from boxsup.data.synthetic import toy_spec_changes
+
+    a, b, small_images = tmp_path / "a", tmp_path / "b", tmp_path / "small"
+    ensure_toy(a, SMALL)
+    ensure_toy(b, SMALL)
+    ensure_toy(small_images, replace(SMALL, size=80))
+    assert toy_spec_changes(small_images)["size"] == 80 and "size" not in toy_spec_changes(a)
+    assert toy_spec_changes(tmp_path / "none") == {}  # the default benchmark changes nothing
+    key = lambda root, **kw: Config(data_root=str(root), **kw).key()  # noqa: E731
+    assert key(a) == key(b) != key(small_images)
+    assert key(a, supervision="box") != key(small_images, supervision="box")

@@ -184,6 +184,19 @@ def toy_version(data_root: str | os.PathLike | None = None) -> int:
     return version
 
 
+def toy_spec_changes(data_root: str | os.PathLike | None = None) -> dict:
+    """The fields of a pinned benchmark's spec that differ from its version's defaults (a smaller
+    image size, fewer images, ...); empty for the default benchmark. Run keys include them: runs
+    share one ``runs/`` folder whatever root they were trained on."""
+    root = default_data_root(data_root)
+    marker = read_json(root / "toy.json")
+    if not (isinstance(marker, dict) and marker.get("pinned")):
+        return {}
+    found = marker.get("spec", {})
+    default = asdict(ToySpec(version=toy_version(root)))
+    return {k: found[k] for k in sorted(default) if k in found and found[k] != default[k]}
+
+
 def _core(stamp: dict) -> dict:
     return {k: v for k, v in stamp.items() if k not in CRFVAL_FIELDS}
 
