@@ -34,6 +34,7 @@ from proposals import coco_polygon_instances  # noqa: E402  (benchmarks/proposal
 
 from boxsup.data import VOCLayout, load_dataset  # noqa: E402
 from boxsup.data.boxes import int_boxes  # noqa: E402
+from boxsup.experiments import REALDATA  # noqa: E402
 from boxsup.label_quality import candidate_ious, expected_pick_iou, label_ious, oracle_logp  # noqa: E402
 from boxsup.proposals.boxmasks import box_masks  # noqa: E402
 from boxsup.proposals.generators import generate_segments  # noqa: E402
@@ -116,7 +117,7 @@ def sets(args) -> list[tuple[str, list, int]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=40, help="images per set")
-    ap.add_argument("--realdata", default=str(ROOT.parent / "shared" / "realdata"))
+    ap.add_argument("--realdata", default=str(REALDATA))
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args()
     cols = {}

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from boxsup.crf import (CRFParams, dense_crf, dense_crf_many, dense_crf_torch, holdout_indices,  # noqa: E402
                         require_crf, search_crf_params)
 from boxsup.data import load_dataset  # noqa: E402
+from boxsup.experiments import REALDATA  # noqa: E402
 from boxsup.metrics import ConfusionMatrix  # noqa: E402
 
 
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
                     help="also time boxsup.crf.dense_crf_torch on this device (cpu, cuda) and compare labels")
     ap.add_argument("--photos", type=int, default=0,
                     help="compare dense_crf_torch with pydensecrf on this many photos of each set in --realdata")
-    ap.add_argument("--realdata", default=str(Path(__file__).resolve().parents[2] / "shared" / "realdata"))
+    ap.add_argument("--realdata", default=str(REALDATA))
     ap.add_argument("--strides", type=int, nargs="+", default=[1, 2, 4, 8],
                     help="source strides of dense_crf_torch on the photos (stride 1: the exact kernel)")
     ap.add_argument("--max-pairs", type=float, default=2e9,

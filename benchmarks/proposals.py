@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from boxsup.data import VOCLayout, load_dataset  # noqa: E402
 from boxsup.data.boxes import box_iou, tight_box  # noqa: E402
+from boxsup.experiments import REALDATA  # noqa: E402
 from boxsup.proposals.boxmasks import box_masks  # noqa: E402
 from boxsup.proposals.generators import generate_segments  # noqa: E402
 from boxsup.proposals.quality import ignore_region, instance_masks, mask_iou_matrix, summarize  # noqa: E402
@@ -153,7 +154,7 @@ def main() -> int:
     ap.add_argument("--toy-n", type=int, default=40)
     ap.add_argument("--real-n", type=int, default=20)
     ap.add_argument("--data-root", default=None)
-    ap.add_argument("--realdata", default=str(ROOT.parent / "shared" / "realdata"))
+    ap.add_argument("--realdata", default=str(REALDATA))
     ap.add_argument("--methods", nargs="+", default=list(GENERATORS), choices=GENERATORS)
     args = ap.parse_args()
     cv2.setNumThreads(1)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from boxsup.config import Config  # noqa: E402
+from boxsup.config import DEFAULTS, Config  # noqa: E402
 from boxsup.data.synthetic import ToySpec, ensure_toy  # noqa: E402
 from boxsup.evaluate import crf_scores  # noqa: E402
 from boxsup.experiments import train_run  # noqa: E402
@@ -75,8 +75,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=args.root) as tmp:
         base_t, base_s = measure(Path(tmp) / "default", default, base, args.workers)
         var_t, var_s = measure(Path(tmp) / "variant", variant, overrides, args.workers)
-    print(f"variant: {args.size}-px images, {args.crfval} crfval images, epochs {args.epochs}, lr step "
-          f"{args.lr_step}, crop {args.crop}; default toy: 112 px, 100, 15, 6, 64 (seconds, this machine)")
+    toy = {**DEFAULTS["toy"], **base}
+    print(f"variant: {variant.size}-px images, {variant.crfval} crfval images, epochs {overrides['epochs']}, "
+          f"lr step {overrides['lr_step']}, crop {overrides['crop']}; default toy: {default.size} px, "
+          f"{default.crfval}, {toy['epochs']}, {toy['lr_step']}, {toy['crop']} (seconds, this machine)")
     print(f"{'stage':38s} {'default':>9s} {'variant':>9s} {'ratio':>7s}")
     for k in base_t:
         print(f"{k:38s} {base_t[k]:9.1f} {var_t[k]:9.1f} {base_t[k] / var_t[k]:6.2f}x")

@@ -311,10 +311,11 @@ def test_evaluations_record_their_wall_time_and_the_index_sums_it(tmp_path):
         "table1": {"seconds": 3.0, "headline": {}, "verdict": "v1", "runs": {"a": 60.0, "b": 120.0},
                    "evaluations": {"a": 30.0, "b": 60.0}},
         "table2": {"seconds": 4.0, "headline": {}, "verdict": "v2", "runs": {"b": 120.0},
-                   "evaluations": {"b": 90.0}},
+                   "evaluations": {"b": 120.0}},
         "table3": {"seconds": 1.0, "headline": {}, "verdict": "v3", "runs": {"c": 6.0}}}}
     page = write_index(manifest, tmp_path).read_text()
-    assert "<td>1.5 min</td>" in page and "<td>1.5 min</td></tr>" in page     # table1: 90 s; table2: 90 s
-    assert "0.1 min (1 run)</td><td>&ndash;</td>" in page                        # rendered before times were kept
-    # the header counts each run once, with its fullest record (b: 90 s, not 60 + 90)
-    assert "3.1 minutes to train and 2.0 to evaluate" in page
+    assert "3.0 min (2 runs)</td><td>1.5 min</td></tr>" in page    # table1: 30 + 60 s
+    assert "2.0 min (1 run)</td><td>2.0 min</td></tr>" in page     # table2: b as it was when table2 rendered
+    assert "0.1 min (1 run)</td><td>&ndash;</td></tr>" in page     # rendered before times were kept
+    # the header counts each run once, with its fullest record (b: 120 s, not 60 + 120)
+    assert "3.1 minutes to train and 2.5 to evaluate" in page

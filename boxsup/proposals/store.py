@@ -281,7 +281,8 @@ def precompute(dataset, store: ProposalStore, method: str, params: dict | None =
     Resumable: images whose file exists (and reads back, with ``verify``) are skipped; damaged files
     are recomputed. A file verified by an earlier call and not written or touched since (its size,
     mtime, inode and ctime, in ``.verified-<i>of<n>.json``) is not read again. ``shard=(i, n)`` (or
-    "i/n") takes the images at positions i, i+n, ...; ``workers > 1`` runs a spawn-safe process pool. Returns counts: total, skipped, computed, redone.
+    "i/n") takes the images at positions i, i+n, ...; ``workers > 1`` runs a spawn-safe process pool.
+    Returns counts: total, skipped, computed, redone.
     A second process working on the same store and shard waits for the first, then skips its files.
     """
     check_method(method)
